@@ -82,3 +82,27 @@ def checked_reading(
         stats.dropped_values += 1
         return None
     return Reading(metric, value, quality, device_time_s, site)
+
+
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """A device's stored recording (e.g. a night on a ring oximeter) decoded into readings.
+
+    Every reading carries `device_time_s` (UTC epoch seconds as the device's clock gave it).
+    """
+
+    format: str
+    start_time_s: float | None
+    interval_s: float
+    readings: tuple[Reading, ...]
+    model: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordingFormat:
+    """A file format of stored recordings that `pulsegate convert` can read."""
+
+    name: str
+    title: str
+    looks_like: Callable[[bytes], bool]
+    read: Callable[[bytes], Recording]
