@@ -111,7 +111,12 @@ def migrate(db: sqlite_utils.Database) -> int:
             f"({len(MIGRATIONS)}); install the newer pulsegate again"
         )
     for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-        with db.conn:
+        db.execute("BEGIN IMMEDIATE")
+        try:
             migration(db)
             db.execute(f"PRAGMA user_version = {number}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
     return len(MIGRATIONS)

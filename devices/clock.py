@@ -1,0 +1,46 @@
+"""Time as the daemon sees it: the wall clock, or a scaled clock for simulations that run a
+scenario's minutes in seconds. Both give UTC epoch seconds and sleep in their own seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now_s(self) -> float:
+        """UTC epoch seconds."""
+        ...
+
+    async def sleep_s(self, seconds: float) -> None:
+        """Sleep `seconds` of this clock's time."""
+        ...
+
+
+class WallClock:
+    """The system clock."""
+
+    def now_s(self) -> float:
+        return time.time()
+
+    async def sleep_s(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+class ScaledClock:
+    """A clock that runs `speed` times faster than real time, from the wall time at creation."""
+
+    def __init__(self, speed: float) -> None:
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.speed = speed
+        self._start_s = time.time()
+        self._start_monotonic_s = time.monotonic()
+
+    def now_s(self) -> float:
+        return self._start_s + (time.monotonic() - self._start_monotonic_s) * self.speed
+
+    async def sleep_s(self, seconds: float) -> None:
+        await asyncio.sleep(seconds / self.speed)

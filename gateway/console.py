@@ -1,0 +1,115 @@
+"""What a demo or foreground run prints: readings now and then, alerts as they happen, and a
+summary at the end. Plain lines; the daemon itself logs to stderr.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from alerts.lifecycle import Alert, AlertEventKind
+from devices.protocols.reading import Metric
+from gateway.store import ReadingRow
+
+FEVER_C = 37.3
+READINGS_EVERY_S = 30
+
+_LABELS = {Metric.SPO2: ("SpO2", "%"), Metric.PULSE: ("pulse", "bpm"), Metric.TEMP: ("temp", "°C")}
+
+
+@dataclass(slots=True)
+class ConsoleReporter:
+    """Prints a line per patient every READINGS_EVERY_S seconds of data, each temperature,
+    and every alert event."""
+
+    echo: Callable[[str], None]
+    latest: dict[str, dict[str, tuple[float, float | None]]] = field(default_factory=dict)
+    last_line_s: dict[str, float] = field(default_factory=dict)
+    alerts: list[tuple[Alert, AlertEventKind]] = field(default_factory=list)
+    rows_seen: int = 0
+    max_temp_c: dict[str, float] = field(default_factory=dict)
+    min_spo2: dict[str, float] = field(default_factory=dict)
+
+    def on_rows(self, rows: Sequence[ReadingRow]) -> None:
+        self.rows_seen += len(rows)
+        for row in rows:
+            if row.patient_id is None:
+                continue
+            self.latest.setdefault(row.patient_id, {})[row.metric] = (row.ts_s, row.value)
+            if row.value is not None and row.metric == Metric.SPO2:
+                low = self.min_spo2.get(row.patient_id, row.value)
+                self.min_spo2[row.patient_id] = min(low, row.value)
+            if row.metric == Metric.TEMP:
+                self._temperature(row)
+        for patient_id, metrics in sorted(self.latest.items()):
+            newest_s = max(ts for ts, _ in metrics.values())
+            if newest_s - self.last_line_s.get(patient_id, 0.0) >= READINGS_EVERY_S:
+                self.last_line_s[patient_id] = newest_s
+                self.echo(f"{_clock(newest_s)}  {patient_id:<20} {self._vitals(metrics)}")
+
+    def _temperature(self, row: ReadingRow) -> None:
+        assert row.patient_id is not None
+        if row.value is None:
+            self.echo(f"{_clock(row.ts_s)}  {row.patient_id:<20} temp: no value")
+            return
+        self.max_temp_c[row.patient_id] = max(self.max_temp_c.get(row.patient_id, 0), row.value)
+        note = "  FEVER" if row.value >= FEVER_C else ""
+        site = f" ({row.site})" if row.site else ""
+        self.echo(f"{_clock(row.ts_s)}  {row.patient_id:<20} temp {row.value:.1f} °C{site}{note}")
+
+    @staticmethod
+    def _vitals(metrics: dict[str, tuple[float, float | None]]) -> str:
+        parts = []
+        for metric, (label, unit) in _LABELS.items():
+            if metric in metrics:
+                value = metrics[metric][1]
+                shown = (
+                    "--"
+                    if value is None
+                    else f"{value:.1f}"
+                    if metric == Metric.TEMP
+                    else f"{value:g}"
+                )
+                parts.append(f"{label} {shown} {unit}")
+        if metrics.get(Metric.SPO2, (0, 0.0))[1] is None:
+            parts.append("(no finger / no signal)")
+        return "  ".join(parts)
+
+    def on_alert(self, alert: Alert, kind: AlertEventKind, ts_s: float) -> None:
+        self.alerts.append((alert, kind))
+        details = alert.details
+        why = ""
+        if "window_median" in details and kind is AlertEventKind.RAISED:
+            why = (
+                f": SpO2 median {details['window_median']:g} % over {details['window_s']:g} s"
+                f" <= {details['limit']:g} %"
+            )
+        self.echo(
+            f"{_clock(ts_s)}  ALERT {alert.priority} {alert.rule} {kind.value.upper()} "
+            f"patient {alert.patient_id} ({alert.tier}){why}  [id {alert.id[:8]}]"
+        )
+
+    def summary(self, backlog: int, sent: int) -> list[str]:
+        lines = [f"readings stored: {self.rows_seen}"]
+        for patient_id in sorted(self.latest):
+            low = self.min_spo2.get(patient_id)
+            high = self.max_temp_c.get(patient_id)
+            lines.append(
+                f"  {patient_id:<20} lowest SpO2 {low:g} %"
+                if low is not None
+                else f"  {patient_id:<20} lowest SpO2 --"
+            )
+            if high is not None:
+                lines[-1] += f", highest temp {high:.1f} °C"
+        raised = [a for a, k in self.alerts if k is AlertEventKind.RAISED]
+        lines.append(f"alerts raised: {len(raised)}")
+        lines.extend(
+            f"  {a.priority} {a.rule} patient {a.patient_id} [id {a.id[:8]}]" for a in raised
+        )
+        lines.append(f"outbox: {sent} sent to the broker, {backlog} waiting")
+        return lines
+
+
+def _clock(ts_s: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(ts_s))

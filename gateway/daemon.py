@@ -1,0 +1,210 @@
+"""The daemon: devices -> decode -> store -> detector -> outbox -> MQTT, in one asyncio process.
+
+SQLite work runs on one dedicated thread (`StoreWorker`); paho runs its own network thread;
+everything else is the event loop. SIGINT/SIGTERM stop it cleanly: the last batch is written
+before the process exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import signal
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+
+from alerts.engine import PatientDetector, RuleEvent
+from alerts.lifecycle import Alert, AlertEventKind
+from alerts.rules import Profile, Tier
+from devices.clock import Clock
+from devices.protocols.reading import Metric
+from gateway.config import Config
+from gateway.ingest import Ingest
+from gateway.store import Patient, ReadingRow, Store
+from sync.payload import OutboxMessage, OutboxRow, alert_event_message
+from sync.publisher import BrokerSettings, Publisher
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+BINDINGS_REFRESH_S = 5.0
+SHUTDOWN_DRAIN_S = 3.0
+BytesSink = Callable[[str, float, bytes], Awaitable[None]]
+DeviceSource = Callable[[BytesSink], Coroutine[Any, Any, None]]
+
+
+class Observer(Protocol):
+    """Who wants to see what the daemon does (the console in a demo run)."""
+
+    def on_rows(self, rows: Sequence[ReadingRow]) -> None: ...
+
+    def on_alert(self, alert: Alert, kind: AlertEventKind, ts_s: float) -> None: ...
+
+
+class StoreWorker:
+    """The store on its own thread: every call is queued to that one thread."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+
+    async def call(self, func: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+
+    async def pending(self, limit: int) -> list[OutboxRow]:
+        return await self.call(self.store.pending_messages, limit)
+
+    async def mark_sent(self, outbox_ids: Sequence[int]) -> None:
+        await self.call(self.store.mark_sent, list(outbox_ids), time.time())
+
+    def shutdown(self) -> None:
+        """Finish queued store calls and stop the thread (the store stays open)."""
+        self._executor.shutdown(wait=True)
+
+
+@dataclass(slots=True)
+class Daemon:
+    config: Config
+    worker: StoreWorker
+    clock: Clock
+    ingest: Ingest
+    sources: list[DeviceSource] = field(default_factory=list)
+    observer: Observer | None = None
+    publisher: Publisher | None = None
+    detectors: dict[str, PatientDetector] = field(default_factory=dict)
+    patients: dict[str, Patient] = field(default_factory=dict)
+    batches: int = 0
+
+    def __post_init__(self) -> None:
+        if self.config.mqtt.enabled:
+            mqtt = self.config.mqtt
+            settings = BrokerSettings(
+                host=mqtt.host,
+                port=mqtt.port,
+                client_id=mqtt.client_id or f"pulsegate-{self.config.gateway.id}",
+                keepalive_s=mqtt.keepalive_s,
+                max_inflight=mqtt.max_inflight,
+            )
+            self.publisher = Publisher(settings, self.worker)
+
+    def _message(self, alert: Alert, kind: AlertEventKind, ts_s: float) -> OutboxMessage:
+        gateway = self.config.gateway
+        return alert_event_message(self.config.mqtt.topic_prefix, gateway.site, alert, kind, ts_s)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set (or SIGINT/SIGTERM), then write the last batch and return."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await self._refresh_patients()
+        await self._restore_detectors()
+        tasks = [asyncio.create_task(source(self._on_bytes)) for source in self.sources]
+        publisher_task = None
+        if self.publisher is not None:
+            publisher_task = asyncio.create_task(self.publisher.run(stop))
+        else:
+            log.info("no broker configured: alerts are kept in the local outbox")
+        try:
+            await self._batch_loop(stop)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._write_batch(final=True)
+            if self.publisher is not None and publisher_task is not None:
+                stop.set()
+                await publisher_task
+                self.publisher.wakeup.set()
+                left = await self.publisher.drain(SHUTDOWN_DRAIN_S)
+                if left:
+                    log.info("%d messages unacknowledged at exit; they stay in the outbox", left)
+                self.publisher.close()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+    async def _on_bytes(self, device_id: str, received_s: float, data: bytes) -> None:
+        self.ingest.on_bytes(device_id, received_s, data)
+
+    async def _batch_loop(self, stop: asyncio.Event) -> None:
+        interval_s = self.config.store.batch_interval_s
+        since_refresh_s = 0.0
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            await self._write_batch(final=stop.is_set())
+            since_refresh_s += interval_s
+            if since_refresh_s >= BINDINGS_REFRESH_S:
+                since_refresh_s = 0.0
+                await self._refresh_patients()
+
+    async def _refresh_patients(self) -> None:
+        patients = await self.worker.call(self.worker.store.list_patients)
+        self.patients = {p.id: p for p in patients}
+        self.ingest.bindings = await self.worker.call(self.worker.store.current_bindings)
+
+    async def _restore_detectors(self) -> None:
+        states = await self.worker.call(self.worker.store.detector_states)
+        for patient_id, state in states.items():
+            patient = self.patients.get(patient_id)
+            if patient is not None:
+                self.detectors[patient_id] = PatientDetector.from_json(
+                    state, patient.tier, patient.profile
+                )
+
+    async def _write_batch(self, final: bool = False) -> None:
+        before_s = math.inf if final else self.clock.now_s() - self.config.detector.lag_s
+        rows = self.ingest.drain(before_s)
+        events, states = self._detect(rows)
+        produced = await self.worker.call(
+            self.worker.store.write_batch, rows, events, states, self._message, self.clock.now_s()
+        )
+        self.batches += 1
+        if self.observer is not None:
+            self.observer.on_rows(rows)
+            for alert, kind in produced:
+                self.observer.on_alert(alert, kind, self.clock.now_s())
+        if produced and self.publisher is not None:
+            self.publisher.wakeup.set()
+
+    def _detect(
+        self, rows: Sequence[ReadingRow]
+    ) -> tuple[list[tuple[Patient, RuleEvent]], dict[str, dict[str, Any]]]:
+        """Run each patient's detector over the new SpO2 seconds."""
+        per_patient: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for row in rows:
+            if row.metric == Metric.SPO2 and row.patient_id in self.patients:
+                values = per_patient[row.patient_id][int(row.ts_s)]
+                if row.value is not None:
+                    values.append(row.value)
+        events: list[tuple[Patient, RuleEvent]] = []
+        states: dict[str, dict[str, Any]] = {}
+        for patient_id, seconds in per_patient.items():
+            patient = self.patients[patient_id]
+            detector = self._detector_for(patient)
+            start_s, end_s = min(seconds), max(seconds)
+            grid = np.full(end_s - start_s + 1, np.nan)
+            for second, values in seconds.items():
+                if values:
+                    grid[second - start_s] = float(np.median(values))
+            events.extend((patient, event) for event in detector.step(start_s, grid))
+            states[patient_id] = detector.to_json()
+        return events, states
+
+    def _detector_for(self, patient: Patient) -> PatientDetector:
+        detector = self.detectors.get(patient.id)
+        if detector is None or (detector.tier, detector.profile) != (patient.tier, patient.profile):
+            state = detector.to_json() if detector is not None else None
+            detector = (
+                PatientDetector.from_json(state, patient.tier, patient.profile)
+                if state is not None
+                else PatientDetector(Tier(patient.tier), Profile(patient.profile))
+            )
+            self.detectors[patient.id] = detector
+        return detector

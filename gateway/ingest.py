@@ -1,0 +1,103 @@
+"""From device bytes to stored rows: decode, stamp, attribute to the bound patient, and reduce
+waveform-rate streams to one value per device, metric and second.
+
+Decode errors are caught here, and only here: counted, logged once in a while, never fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from devices.protocols.catalog import get_protocol
+from devices.protocols.reading import INVALIDATING, DecodeError, Quality, Reading
+from devices.protocols.spec import StreamDecoder
+from gateway.store import ReadingRow
+
+log = logging.getLogger(__name__)
+_DECODE_ERROR_LOG_EVERY = 100
+
+
+@dataclass(slots=True)
+class _Bucket:
+    values: list[float] = field(default_factory=list)
+    quality: int = 0
+    missing_quality: int = 0
+    site: str | None = None
+
+
+@dataclass(slots=True)
+class DeviceInput:
+    device_id: str
+    protocol: str
+    decoder: StreamDecoder
+    decode_errors: int = 0
+    last_seen_s: float | None = None
+
+
+class Ingest:
+    """Per-device decoders and per-second buckets of decoded readings."""
+
+    def __init__(self) -> None:
+        self.devices: dict[str, DeviceInput] = {}
+        self.bindings: dict[str, str] = {}
+        self._buckets: dict[tuple[str, str, int], _Bucket] = defaultdict(_Bucket)
+
+    def add_device(self, device_id: str, protocol: str) -> None:
+        self.devices[device_id] = DeviceInput(
+            device_id, protocol, get_protocol(protocol).new_decoder()
+        )
+
+    def on_bytes(self, device_id: str, received_s: float, data: bytes) -> int:
+        """Decode bytes that `device_id` sent at `received_s`; returns how many readings."""
+        device = self.devices[device_id]
+        device.last_seen_s = received_s
+        try:
+            readings = device.decoder.feed(data)
+        except DecodeError as exc:
+            device.decode_errors += 1
+            if device.decode_errors % _DECODE_ERROR_LOG_EVERY == 1:
+                log.warning("%s: %s (%d so far)", device_id, exc, device.decode_errors)
+            return 0
+        for reading in readings:
+            self._add(device_id, received_s, reading)
+        return len(readings)
+
+    def _add(self, device_id: str, received_s: float, reading: Reading) -> None:
+        ts_s = reading.device_time_s if reading.device_time_s is not None else received_s
+        bucket = self._buckets[(device_id, reading.metric.value, math.floor(ts_s))]
+        if reading.value is None or reading.quality & INVALIDATING:
+            bucket.missing_quality |= int(reading.quality)
+        else:
+            bucket.values.append(reading.value)
+            bucket.quality |= int(reading.quality)
+        if reading.site is not None:
+            bucket.site = reading.site.value
+
+    def drain(self, before_s: float) -> list[ReadingRow]:
+        """Rows for every second that ended before `before_s`, one per device and metric."""
+        ready = sorted(key for key in self._buckets if key[2] + 1 <= before_s)
+        rows = []
+        for key in ready:
+            device_id, metric, second = key
+            bucket = self._buckets.pop(key)
+            if bucket.values:
+                value: float | None = round(statistics.median(bucket.values), 2)
+                quality = bucket.quality
+            else:
+                value, quality = None, bucket.missing_quality or int(Quality.SENSOR_FAULT)
+            rows.append(
+                ReadingRow(
+                    float(second),
+                    self.bindings.get(device_id),
+                    device_id,
+                    metric,
+                    value,
+                    quality,
+                    bucket.site,
+                )
+            )
+        return rows

@@ -1,0 +1,200 @@
+"""Drain the outbox to the MQTT broker: QoS 1, a row is marked sent only after its PUBACK.
+
+paho-mqtt runs its network loop in its own thread and reconnects by itself; this module is the
+asyncio side: it publishes what the outbox holds while connected, most urgent first, keeps a
+bounded window in flight, and hands PUBACKed ids back to the outbox. A message whose PUBACK
+never comes (the link died) is published again later with the same message id, so the
+hospital side de-duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from sync.payload import OutboxRow
+
+log = logging.getLogger(__name__)
+
+RECONNECT_MIN_DELAY_S = 1
+RECONNECT_MAX_DELAY_S = 30
+INFLIGHT_TIMEOUT_S = 30.0
+IDLE_POLL_S = 1.0
+
+
+class Outbox(Protocol):
+    """What the publisher needs from the store (async: the store lives on its own thread)."""
+
+    async def pending(self, limit: int) -> list[OutboxRow]: ...
+
+    async def mark_sent(self, outbox_ids: Sequence[int]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    host: str
+    port: int
+    client_id: str
+    keepalive_s: int = 30
+    max_inflight: int = 20
+
+
+@dataclass(slots=True)
+class PublisherStats:
+    connected: bool = False
+    published: int = 0
+    acknowledged: int = 0
+    rejected: int = 0
+    last_ack_s: float | None = None
+
+
+class Publisher:
+    """One MQTT connection that empties the outbox whenever the broker is reachable."""
+
+    def __init__(self, settings: BrokerSettings, outbox: Outbox) -> None:
+        self.settings = settings
+        self.outbox = outbox
+        self.stats = PublisherStats()
+        self.wakeup = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._inflight: dict[int, tuple[int, float]] = {}  # mid -> (outbox id, sent monotonic)
+        self._acked: list[int] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=settings.client_id,
+            protocol=mqtt.MQTTv5,
+        )
+        self._client.reconnect_delay_set(RECONNECT_MIN_DELAY_S, RECONNECT_MAX_DELAY_S)
+        self._client.max_inflight_messages_set(settings.max_inflight)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
+
+    # paho callbacks run on paho's thread: hand everything to the event loop.
+    def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        self._call(self._set_connected, not reason.is_failure, str(reason))
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        self._call(self._set_connected, False, str(reason))
+
+    def _on_publish(self, _c: Any, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
+        self._call(self._on_ack, mid, not reason.is_failure, str(reason))
+
+    def _call(self, func: Any, *args: Any) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(func, *args)
+
+    def _set_connected(self, connected: bool, reason: str) -> None:
+        was = self.stats.connected
+        self.stats.connected = connected
+        if connected:
+            self._connected.set()
+            log.info("connected to the broker %s:%d", self.settings.host, self.settings.port)
+        else:
+            self._connected.clear()
+            if was:
+                log.warning("lost the broker (%s); alerts wait in the outbox", reason)
+            else:
+                log.info(
+                    "broker %s:%d not reachable (%s)",
+                    self.settings.host,
+                    self.settings.port,
+                    reason,
+                )
+        self.wakeup.set()
+
+    def _on_ack(self, mid: int, accepted: bool, reason: str) -> None:
+        entry = self._inflight.pop(mid, None)
+        if entry is None:
+            return
+        if accepted:
+            self._acked.append(entry[0])
+            self.stats.acknowledged += 1
+            self.stats.last_ack_s = time.time()
+        else:
+            self.stats.rejected += 1
+            log.error("the broker refused outbox message %d: %s", entry[0], reason)
+        self.wakeup.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until `stop` is set; the connection is kept up (and retried) meanwhile."""
+        self._loop = asyncio.get_running_loop()
+        self._client.connect_async(
+            self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s
+        )
+        self._client.loop_start()
+        try:
+            while not stop.is_set():
+                await self._flush_acked()
+                if self._connected.is_set():
+                    await self._publish_pending()
+                self._expire_inflight()
+                await self._wait(stop)
+        finally:
+            await self._flush_acked()
+
+    async def drain(self, timeout_s: float) -> int:
+        """Wait (up to `timeout_s`) for what is in flight to be acknowledged; returns how
+        many outbox rows are still unacknowledged in flight."""
+        deadline = time.monotonic() + timeout_s
+        while self._inflight and time.monotonic() < deadline and self._connected.is_set():
+            self.wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), timeout=0.1)
+        await self._flush_acked()
+        return len(self._inflight)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    async def _wait(self, stop: asyncio.Event) -> None:
+        self.wakeup.clear()
+        waiters = [asyncio.ensure_future(self.wakeup.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=IDLE_POLL_S, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _flush_acked(self) -> None:
+        if self._acked:
+            acked, self._acked = self._acked, []
+            await self.outbox.mark_sent(acked)
+
+    async def _publish_pending(self) -> None:
+        room = self.settings.max_inflight - len(self._inflight)
+        if room <= 0:
+            return
+        busy = {outbox_id for outbox_id, _ in self._inflight.values()} | set(self._acked)
+        rows = await self.outbox.pending(room + len(busy))
+        for row in rows:
+            if row.id in busy:
+                continue
+            if room <= 0 or not self._connected.is_set():
+                break
+            info = self._client.publish(row.topic, row.payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                log.info("publish deferred (%s)", mqtt.error_string(info.rc))
+                break
+            self._inflight[info.mid] = (row.id, time.monotonic())
+            self.stats.published += 1
+            room -= 1
+
+    def _expire_inflight(self) -> None:
+        """Forget messages whose PUBACK is long overdue, so they are published again."""
+        now = time.monotonic()
+        for mid, (outbox_id, sent) in list(self._inflight.items()):
+            if now - sent > INFLIGHT_TIMEOUT_S:
+                del self._inflight[mid]
+                log.info("no PUBACK for outbox message %d; it will be sent again", outbox_id)
