@@ -11,6 +11,10 @@ from collections.abc import Callable
 import sqlite_utils
 
 
+class SchemaTooNewError(RuntimeError):
+    """The database was written by a newer pulsegate."""
+
+
 def _v1_initial(db: sqlite_utils.Database) -> None:
     db.execute(
         """CREATE TABLE patients (
@@ -106,7 +110,7 @@ def migrate(db: sqlite_utils.Database) -> int:
     """Apply the migrations not yet applied, each in its own transaction; returns the version."""
     version: int = db.execute("PRAGMA user_version").fetchone()[0]
     if version > len(MIGRATIONS):
-        raise RuntimeError(
+        raise SchemaTooNewError(
             f"database schema version {version} is newer than this pulsegate "
             f"({len(MIGRATIONS)}); install the newer pulsegate again"
         )

@@ -30,7 +30,7 @@ from alerts.lifecycle import (
     on_resolved,
 )
 from alerts.rules import Priority, Profile, RuleId, Tier
-from gateway.migrations import migrate
+from gateway.migrations import SchemaTooNewError, migrate
 from sync.payload import OutboxMessage, OutboxRow
 
 MessageFactory = Callable[[Alert, AlertEventKind, float], OutboxMessage]
@@ -83,6 +83,9 @@ class Store:
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise StoreError(f"the database {path} is not usable: {exc}") from exc
+        except SchemaTooNewError as exc:
+            conn.close()
+            raise StoreError(f"{path}: {exc}") from exc
         return cls(db, gateway_id)
 
     def close(self) -> None:
