@@ -30,13 +30,13 @@ class WallClock:
 
 
 class ScaledClock:
-    """A clock that runs `speed` times faster than real time, from the wall time at creation."""
+    """A clock that runs `speed` times faster than real time, from `start_s` (default: now)."""
 
-    def __init__(self, speed: float) -> None:
+    def __init__(self, speed: float, start_s: float | None = None) -> None:
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.speed = speed
-        self._start_s = time.time()
+        self._start_s = time.time() if start_s is None else start_s
         self._start_monotonic_s = time.monotonic()
 
     def now_s(self) -> float:
