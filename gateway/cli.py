@@ -113,8 +113,12 @@ def run(
     config = _config(ctx)
     if speed != 1.0 and not simulate:
         _fail("--speed only makes sense with --simulate", EXIT_USAGE)
-    clock: Clock = ScaledClock(speed) if simulate else WallClock()
     with _store(ctx) as store:
+        clock: Clock = WallClock()
+        if simulate:
+            # Simulated time runs ahead of the wall clock; never start before stored data.
+            last_s = store.last_reading_s() or 0.0
+            clock = ScaledClock(speed, start_s=max(time.time(), last_s + 1.0))
         ingest = Ingest()
         sources: list[DeviceSource] = []
         if simulate:

@@ -355,6 +355,11 @@ class Store:
             )
         )
 
+    def last_reading_s(self) -> float | None:
+        """Time of the newest stored reading."""
+        row = self.db.execute("SELECT max(ts_s) FROM readings").fetchone()
+        return None if row[0] is None else float(row[0])
+
     def count(self, table: str) -> int:
         return self.db[table].count
 
