@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from gateway.cli import main
+from gateway.config import load_config
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -102,3 +103,12 @@ def test_ack_of_unknown_alert_is_a_clear_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["--config", str(config), "ack", "abcdef12"])
     assert result.exit_code == 1
     assert "no alert 'abcdef12'" in result.output
+
+
+def test_the_commented_example_config_is_valid() -> None:
+    example = Path(__file__).parents[2] / "systemd" / "pulsegate.toml"
+    result = CliRunner().invoke(main, ["--config", str(example), "--help"])
+    assert result.exit_code == 0, result.output
+    config = load_config(example)
+    assert config.mqtt.enabled is False
+    assert config.store.batch_interval_s == 1.0
