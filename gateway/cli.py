@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
@@ -18,20 +18,14 @@ from alerts.lifecycle import Alert, AlertEventKind
 from alerts.rules import Profile, Tier
 from devices.clock import Clock, ScaledClock, WallClock
 from devices.simulator import DEMO_PATIENTS, SimulatedPatient, run_patient
+from gateway.cli_errors import EXIT_USAGE, fail
 from gateway.config import Config, ConfigError, load_config
 from gateway.console import ConsoleReporter
 from gateway.daemon import Daemon, DeviceSource, StoreWorker
+from gateway.decode_cli import convert, decode
 from gateway.ingest import Ingest
 from gateway.store import Patient, Store, StoreError
 from sync.payload import OutboxMessage, alert_event_message
-
-EXIT_USAGE = 2
-EXIT_FAILURE = 1
-
-
-def _fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
 
 
 def _config(ctx: click.Context) -> Config:
@@ -45,11 +39,11 @@ def _store(ctx: click.Context) -> Iterator[Store]:
     try:
         store = Store.open(config.database_path, config.gateway.id)
     except StoreError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     try:
         yield store
     except StoreError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     finally:
         store.close()
 
@@ -75,7 +69,7 @@ def main(ctx: click.Context, config_path: Path | None, log_level: str | None) ->
     try:
         config = load_config(config_path)
     except ConfigError as exc:
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     logging.basicConfig(
         level=(log_level or config.gateway.log_level).upper(),
         format="%(levelname)s %(name)s: %(message)s",
@@ -112,7 +106,7 @@ def run(
     """Run the gateway daemon (stops cleanly on SIGINT/SIGTERM)."""
     config = _config(ctx)
     if speed != 1.0 and not simulate:
-        _fail("--speed only makes sense with --simulate", EXIT_USAGE)
+        fail("--speed only makes sense with --simulate", EXIT_USAGE)
     with _store(ctx) as store:
         clock: Clock = WallClock()
         if simulate:
@@ -289,7 +283,7 @@ def patients() -> None:
 def patients_add(ctx: click.Context, patient_id: str, tier: str, profile: str) -> None:
     """Add a patient."""
     if not patient_id.strip() or len(patient_id) > 64:
-        _fail("a patient id is 1-64 characters", EXIT_USAGE)
+        fail("a patient id is 1-64 characters", EXIT_USAGE)
     with _store(ctx) as store:
         store.add_patient(Patient(patient_id, Tier(tier), Profile(profile)), time.time())
     click.echo(f"added patient {patient_id} (tier {tier}, profile {profile})")
@@ -305,3 +299,7 @@ def patients_list(ctx: click.Context) -> None:
         click.echo("no patients; add one with `pulsegate patients add ID --tier red|yellow|green`")
     for patient in rows:
         click.echo(f"  {patient.id:<24} tier {patient.tier:<7} profile {patient.profile}")
+
+
+main.add_command(decode)
+main.add_command(convert)

@@ -3,9 +3,11 @@ SQLite -> detector -> outbox -> a real mosquitto -> a subscriber."""
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +127,27 @@ def test_daemon_without_broker_keeps_alerts_locally(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert query(tmp_path, "SELECT count(*) FROM alerts WHERE rule = 'S1'") == [(1,)]
+
+
+def test_sigterm_writes_the_last_batch_and_exits_cleanly(tmp_path: Path) -> None:
+    config = tmp_path / "pulsegate.toml"
+    # A long detector lag: without the final flush on SIGTERM, the last 20 s would be lost.
+    config.write_text(f'[gateway]\ndata_dir = "{tmp_path / "data"}"\n[detector]\nlag_s = 20\n')
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "--config", str(config), "run", "--simulate", "--quiet"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(6)
+        signalled_s = time.time()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    [(newest_s, count)] = query(tmp_path, "SELECT max(ts_s), count(*) FROM readings")
+    assert count > 0
+    assert newest_s >= signalled_s - 3
