@@ -12,6 +12,7 @@ import contextlib
 import logging
 import math
 import signal
+import sqlite3
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
@@ -28,6 +29,7 @@ from devices.clock import Clock
 from devices.protocols.reading import Metric
 from gateway.config import Config
 from gateway.ingest import Ingest
+from gateway.notify import Notifier
 from gateway.store import Patient, ReadingRow, Store
 from sync.payload import OutboxMessage, OutboxRow, alert_event_message
 from sync.publisher import BrokerSettings, Publisher
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 BINDINGS_REFRESH_S = 5.0
 SHUTDOWN_DRAIN_S = 3.0
+HEALTH_BATCHES = 5  # unhealthy when no batch was committed for this many intervals
 BytesSink = Callable[[str, float, bytes], Awaitable[None]]
 DeviceSource = Callable[[BytesSink], Coroutine[Any, Any, None]]
 
@@ -59,14 +62,31 @@ class StoreWorker:
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
 
     async def pending(self, limit: int) -> list[OutboxRow]:
-        return await self.call(self.store.pending_messages, limit)
+        try:
+            return await self.call(self.store.pending_messages, limit)
+        except sqlite3.Error as exc:
+            log.error("cannot read the outbox: %s", exc)
+            return []
 
     async def mark_sent(self, outbox_ids: Sequence[int]) -> None:
-        await self.call(self.store.mark_sent, list(outbox_ids), time.time())
+        """Mark rows sent; if the store refuses, they are sent again later (same message ids)."""
+        try:
+            await self.call(self.store.mark_sent, list(outbox_ids), time.time())
+        except sqlite3.Error as exc:
+            log.error("cannot mark %d outbox rows sent: %s", len(outbox_ids), exc)
 
     def shutdown(self) -> None:
         """Finish queued store calls and stop the thread (the store stays open)."""
         self._executor.shutdown(wait=True)
+
+
+@dataclass(slots=True)
+class _Unwritten:
+    """A batch the store refused (disk full, I/O error): kept and retried with the next one."""
+
+    rows: list[ReadingRow] = field(default_factory=list)
+    events: list[tuple[Patient, RuleEvent]] = field(default_factory=list)
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -80,7 +100,10 @@ class Daemon:
     publisher: Publisher | None = None
     detectors: dict[str, PatientDetector] = field(default_factory=dict)
     patients: dict[str, Patient] = field(default_factory=dict)
+    notifier: Notifier = field(default_factory=Notifier)
     batches: int = 0
+    last_batch_monotonic_s: float = field(default_factory=time.monotonic)
+    _unwritten: _Unwritten = field(default_factory=_Unwritten)
 
     def __post_init__(self) -> None:
         if self.config.mqtt.enabled:
@@ -111,9 +134,13 @@ class Daemon:
             publisher_task = asyncio.create_task(self.publisher.run(stop))
         else:
             log.info("no broker configured: alerts are kept in the local outbox")
+        watchdog_task = asyncio.create_task(self._watchdog(stop))
+        self.notifier.ready(f"{len(self.sources)} device sources, {len(self.patients)} patients")
         try:
             await self._batch_loop(stop)
         finally:
+            self.notifier.stopping()
+            watchdog_task.cancel()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -128,6 +155,30 @@ class Daemon:
                 self.publisher.close()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
+
+    def is_healthy(self) -> bool:
+        """The batch writer committed recently and the publisher's loop is turning."""
+        now = time.monotonic()
+        batch_ok = now - self.last_batch_monotonic_s < HEALTH_BATCHES * self._interval_s + 5
+        publisher_ok = self.publisher is None or self.publisher.is_alive(now)
+        return batch_ok and publisher_ok
+
+    @property
+    def _interval_s(self) -> float:
+        return self.config.store.batch_interval_s
+
+    async def _watchdog(self, stop: asyncio.Event) -> None:
+        """Ping systemd's watchdog while healthy; a stuck daemon stops pinging and is restarted."""
+        interval_s = self.notifier.watchdog_interval_s
+        if interval_s is None:
+            return
+        while not stop.is_set():
+            if self.is_healthy():
+                self.notifier.watchdog()
+            else:
+                log.warning("not healthy: withholding the watchdog ping")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval_s)
 
     async def _on_bytes(self, device_id: str, received_s: float, data: bytes) -> None:
         self.ingest.on_bytes(device_id, received_s, data)
@@ -162,12 +213,32 @@ class Daemon:
         before_s = math.inf if final else self.clock.now_s() - self.config.detector.lag_s
         rows = self.ingest.drain(before_s)
         events, states = self._detect(rows)
-        produced = await self.worker.call(
-            self.worker.store.write_batch, rows, events, states, self._message, self.clock.now_s()
-        )
+        pending = self._unwritten
+        pending.rows.extend(rows)
+        pending.events.extend(events)
+        pending.states.update(states)
+        try:
+            produced = await self.worker.call(
+                self.worker.store.write_batch,
+                pending.rows,
+                pending.events,
+                pending.states,
+                self._message,
+                self.clock.now_s(),
+            )
+        except sqlite3.Error as exc:
+            log.error(
+                "cannot write %d readings to the database (%s); keeping them in memory and "
+                "retrying: free disk space or check the storage",
+                len(pending.rows),
+                exc,
+            )
+            return
+        self._unwritten = _Unwritten()
+        self.last_batch_monotonic_s = time.monotonic()
         self.batches += 1
         if self.observer is not None:
-            self.observer.on_rows(rows)
+            self.observer.on_rows(pending.rows)
             for alert, kind in produced:
                 self.observer.on_alert(alert, kind, self.clock.now_s())
         if produced and self.publisher is not None:

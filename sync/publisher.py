@@ -29,6 +29,7 @@ RECONNECT_MIN_DELAY_S = 1
 RECONNECT_MAX_DELAY_S = 30
 INFLIGHT_TIMEOUT_S = 30.0
 IDLE_POLL_S = 1.0
+LOOP_STALL_S = 60.0
 
 
 class Outbox(Protocol):
@@ -69,6 +70,7 @@ class Publisher:
         self._inflight: dict[int, tuple[int, float]] = {}  # mid -> (outbox id, sent monotonic)
         self._acked: list[int] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_turn_monotonic_s = time.monotonic()
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=settings.client_id,
@@ -135,6 +137,7 @@ class Publisher:
         self._client.loop_start()
         try:
             while not stop.is_set():
+                self._last_turn_monotonic_s = time.monotonic()
                 await self._flush_acked()
                 if self._connected.is_set():
                     await self._publish_pending()
@@ -142,6 +145,10 @@ class Publisher:
                 await self._wait(stop)
         finally:
             await self._flush_acked()
+
+    def is_alive(self, now_monotonic_s: float) -> bool:
+        """The publishing loop turned recently (connected or not: a dead link is not a hang)."""
+        return now_monotonic_s - self._last_turn_monotonic_s < LOOP_STALL_S
 
     async def drain(self, timeout_s: float) -> int:
         """Wait (up to `timeout_s`) for what is in flight to be acknowledged; returns how

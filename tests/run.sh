@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Everything the test suite needs, on a fresh Debian machine with Python 3.11, then the suite:
-# mosquitto (real broker for the MQTT tests), a virtualenv with pulsegate and its test tools,
+# mosquitto and systemd from apt, a virtualenv with pulsegate and its test tools,
 # ruff (lint + format), mypy, pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v mosquitto >/dev/null 2>&1; then
-    echo "== installing mosquitto"
+# mosquitto: the real broker of the MQTT tests; systemd: systemd-analyze checks the unit.
+missing=""
+command -v mosquitto >/dev/null 2>&1 || missing="$missing mosquitto"
+command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
+if [ -n "$missing" ]; then
+    echo "== installing$missing"
     SUDO=""
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mosquitto >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 
 PYTHON="${PYTHON:-python3}"
