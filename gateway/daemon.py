@@ -102,6 +102,7 @@ class Daemon:
     patients: dict[str, Patient] = field(default_factory=dict)
     notifier: Notifier = field(default_factory=Notifier)
     batches: int = 0
+    batches_failed: int = 0
     last_batch_monotonic_s: float = field(default_factory=time.monotonic)
     _unwritten: _Unwritten = field(default_factory=_Unwritten)
 
@@ -227,6 +228,7 @@ class Daemon:
                 self.clock.now_s(),
             )
         except sqlite3.Error as exc:
+            self.batches_failed += 1
             log.error(
                 "cannot write %d readings to the database (%s); keeping them in memory and "
                 "retrying: free disk space or check the storage",

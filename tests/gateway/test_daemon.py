@@ -1,0 +1,63 @@
+"""The daemon in-process: a full disk delays writes but loses nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alerts.rules import Profile, Tier
+from devices.clock import ScaledClock
+from devices.simulator import DEMO_PATIENTS, run_patient
+from gateway.config import parse_config
+from gateway.daemon import Daemon, StoreWorker
+from gateway.ingest import Ingest
+from gateway.store import Patient, Store
+
+UNLIMITED_PAGES = 1_073_741_823
+
+
+async def test_a_full_disk_delays_readings_but_loses_none(tmp_path: Path) -> None:
+    config = parse_config(
+        {"gateway": {"data_dir": str(tmp_path)}, "store": {"batch_interval_s": 0.2}}
+    )
+    store = Store.open(config.database_path, "gw")
+    sim = DEMO_PATIENTS[0]
+    store.add_patient(Patient(sim.patient_id, Tier(sim.tier), Profile(sim.profile)), 0.0)
+    store.ensure_device(sim.oximeter_id, "berrymed-bci", "simulated", 0.0)
+    store.bind(sim.oximeter_id, sim.patient_id, 0.0)
+    ingest = Ingest()
+    ingest.add_device(sim.oximeter_id, "berrymed-bci")
+    ingest.add_device(sim.thermometer_id, "hts")
+    clock = ScaledClock(20)
+
+    async def source(sink):  # type: ignore[no-untyped-def]
+        await run_patient(sim, clock, sink)
+
+    worker = StoreWorker(store)
+    daemon = Daemon(config, worker, clock, ingest, [source])
+    stop = asyncio.Event()
+    running = asyncio.create_task(daemon.run(stop))
+    await asyncio.sleep(1.0)
+    # SQLite's own "database or disk is full": no page may be added any more.
+    pages = await worker.call(lambda: store.db.execute("PRAGMA page_count").fetchone()[0])
+    await worker.call(store.db.execute, f"PRAGMA max_page_count = {pages}")
+    await asyncio.sleep(3.0)
+    failed = daemon.batches_failed
+    await worker.call(store.db.execute, f"PRAGMA max_page_count = {UNLIMITED_PAGES}")
+    await asyncio.sleep(1.5)
+    stop.set()
+    await running
+    worker.shutdown()
+
+    assert failed > 0
+    assert daemon.is_healthy()
+    seconds = [
+        row[0]
+        for row in store.db.execute(
+            "SELECT ts_s FROM readings WHERE metric = 'spo2_percent' ORDER BY ts_s"
+        )
+    ]
+    store.close()
+    # One row per simulated second from the first to the last: no gap where the disk was full.
+    assert len(seconds) > 80
+    assert seconds == [seconds[0] + i for i in range(len(seconds))]
