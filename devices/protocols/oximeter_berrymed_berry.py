@@ -36,6 +36,7 @@ import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from devices.protocols.framing import HeaderFramer, fixed_length
 from devices.protocols.oximeter_berrymed import (
     BERRY_FRAME_LEN,
     BERRY_HEADER,
@@ -125,6 +126,16 @@ def decode_berry_version(frame: bytes) -> tuple[int, str] | None:
     return kind, text.decode("ascii")
 
 
+def _is_frame_sound(frame: bytes) -> bool:
+    """True when the last byte of a whole BERRY frame is its checksum."""
+    return berry_checksum(frame) == frame[-1]
+
+
+def _new_framer() -> HeaderFramer:
+    """A framer for FF AA frames of the fixed BERRY length."""
+    return HeaderFramer(BERRY_HEADER, fixed_length(BERRY_FRAME_LEN), _is_frame_sound)
+
+
 @dataclass(slots=True)
 class BerryDecoder:
     """Stream decoder for BERRY frames; resynchronises on the FF AA header and the checksum."""
@@ -132,35 +143,13 @@ class BerryDecoder:
     stats: DecoderStats = field(default_factory=DecoderStats)
     software_version: str | None = None
     hardware_version: str | None = None
-    _pending: bytes = b""
+    _framer: HeaderFramer = field(default_factory=_new_framer)
 
     def feed(self, data: bytes) -> list[Reading]:
         """Readings of every data frame completed by `data`."""
-        buffer = self._pending + bytes(data)
         readings: list[Reading] = []
-        pos = 0
-        while True:
-            start = buffer.find(BERRY_HEADER, pos)
-            if start < 0:
-                # A last FF may be the first half of a header.
-                end = len(buffer) - 1 if buffer.endswith(BERRY_HEADER[:1]) else len(buffer)
-                self.stats.skipped_bytes += max(end - pos, 0)
-                pos = max(end, pos)
-                break
-            self.stats.skipped_bytes += start - pos
-            pos = start
-            if len(buffer) - start < BERRY_FRAME_LEN:
-                break
-            frame = buffer[start : start + BERRY_FRAME_LEN]
-            if berry_checksum(frame) != frame[-1]:
-                self.stats.bad_frames += 1
-                self.stats.skipped_bytes += 1
-                pos = start + 1
-                continue
-            self.stats.frames += 1
-            pos = start + BERRY_FRAME_LEN
+        for frame in self._framer.feed(data, self.stats):
             self._decode_frame(frame, readings)
-        self._pending = buffer[pos:]
         return readings
 
     def _decode_frame(self, frame: bytes, readings: list[Reading]) -> None:

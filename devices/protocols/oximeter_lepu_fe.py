@@ -31,6 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from devices.protocols.framing import NOT_A_FRAME, HeaderFramer
 from devices.protocols.reading import INVALIDATING, Metric, Quality, Reading
 from devices.protocols.spec import DecoderStats, ProtocolSpec, checked_reading
 
@@ -99,48 +100,37 @@ def decode_params(stats: DecoderStats, payload: bytes, quality: Quality) -> list
     return [reading for reading in readings if reading is not None]
 
 
+def _frame_len(buffer: bytearray, start: int) -> int | None:
+    """Length of the frame at `start`: its length byte, if it matches its type."""
+    if len(buffer) - start < HEAD_LEN:
+        return None
+    length, frame_type = buffer[start + 1], buffer[start + 2]
+    return length if FRAME_LENGTHS.get(frame_type) == length else NOT_A_FRAME
+
+
+def _is_sound(frame: bytes) -> bool:
+    """True when the last byte of a whole frame is its checksum."""
+    return checksum(frame[:-1]) == frame[-1]
+
+
+def _new_framer() -> HeaderFramer:
+    """A framer for FE frames."""
+    return HeaderFramer(bytes((HEAD,)), _frame_len, _is_sound)
+
+
 @dataclass(slots=True)
 class FeDecoder:
     """Stream decoder for FE frames; resynchronises byte by byte on garbage or a bad checksum."""
 
     stats: DecoderStats = field(default_factory=DecoderStats)
-    _buffer: bytearray = field(default_factory=bytearray)
+    _framer: HeaderFramer = field(default_factory=_new_framer)
     _quality: Quality = Quality.OK  # flags of the latest pleth frame
 
     def feed(self, data: bytes) -> list[Reading]:
         """Readings of every parameter frame completed by `data`; partial frames wait."""
-        self._buffer += data
-        buffer = self._buffer
         readings: list[Reading] = []
-        pos = 0
-        while True:
-            start = buffer.find(HEAD, pos)
-            if start < 0:
-                self.stats.skipped_bytes += len(buffer) - pos
-                pos = len(buffer)
-                break
-            self.stats.skipped_bytes += start - pos
-            pos = start
-            if len(buffer) - pos < HEAD_LEN:
-                break
-            length, frame_type = buffer[pos + 1], buffer[pos + 2]
-            if FRAME_LENGTHS.get(frame_type) != length:
-                self.stats.skipped_bytes += 1
-                pos += 1
-                continue
-            end = pos + length
-            if end > len(buffer):
-                break
-            frame = bytes(buffer[pos:end])
-            if checksum(frame[:-1]) != frame[-1]:
-                self.stats.bad_frames += 1
-                self.stats.skipped_bytes += 1
-                pos += 1
-                continue
-            self.stats.frames += 1
+        for frame in self._framer.feed(data, self.stats):
             readings.extend(self._decode_frame(frame))
-            pos = end
-        del buffer[:pos]
         return readings
 
     def _decode_frame(self, frame: bytes) -> list[Reading]:

@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from devices.protocols.framing import NOT_A_FRAME, HeaderFramer
 from devices.protocols.reading import INVALIDATING, Metric, Quality, Reading
 from devices.protocols.spec import DecoderStats, ProtocolSpec, checked_reading
 
@@ -179,58 +180,42 @@ def _decode_message(stats: DecoderStats, frame: bytes) -> list[Reading]:
     return []
 
 
+def _frame_len(buffer: bytearray, start: int) -> int | None:
+    """Length of the frame at `start` from its token and length bytes (see `HeaderFramer`)."""
+    if len(buffer) - start < HEADER_LEN:
+        return None
+    token, length = buffer[start + 2], buffer[start + 3]
+    if token not in _TOKENS or length < MIN_LENGTH:
+        return NOT_A_FRAME
+    return HEADER_LEN + length
+
+
+def _is_sound(frame: bytes) -> bool:
+    """True when the CRC holds and the payload is long enough for its message."""
+    if crc8_maxim(frame) != 0:
+        return False
+    least = _MIN_PAYLOAD.get((frame[2], frame[4]), 0)
+    return len(frame) - HEADER_LEN - MIN_LENGTH >= least
+
+
+def _new_framer() -> HeaderFramer:
+    """A framer for `AA 55` frames."""
+    return HeaderFramer(HEADER, _frame_len, _is_sound)
+
+
 @dataclass(slots=True)
 class Pc60fwDecoder:
     """Stream decoder for `AA 55` frames; resynchronises byte by byte on garbage or a bad CRC."""
 
     stats: DecoderStats = field(default_factory=DecoderStats)
-    _buffer: bytearray = field(default_factory=bytearray)
+    _framer: HeaderFramer = field(default_factory=_new_framer)
 
     def feed(self, data: bytes) -> list[Reading]:
         """Readings of every frame completed by `data`; partial frames wait for the next call."""
-        self._buffer += data
-        buffer = self._buffer
         readings: list[Reading] = []
-        pos = 0
-        while True:
-            start = buffer.find(HEADER, pos)
-            if start < 0:
-                # A last AA may be the first half of a header.
-                keep = len(buffer) - 1 if buffer.endswith(HEADER[:1]) else len(buffer)
-                self.stats.skipped_bytes += max(keep - pos, 0)
-                pos = max(keep, pos)
-                break
-            self.stats.skipped_bytes += start - pos
-            pos = start
-            if len(buffer) - pos < HEADER_LEN:
-                break
-            token, length = buffer[pos + 2], buffer[pos + 3]
-            if token not in _TOKENS or length < MIN_LENGTH:
-                self.stats.skipped_bytes += 1
-                pos += 1
-                continue
-            end = pos + HEADER_LEN + length
-            if end > len(buffer):
-                break
-            frame = bytes(buffer[pos:end])
-            if not self._is_sound(frame):
-                self.stats.bad_frames += 1
-                self.stats.skipped_bytes += 1
-                pos += 1
-                continue
-            self.stats.frames += 1
+        for frame in self._framer.feed(data, self.stats):
             readings.extend(_decode_message(self.stats, frame))
-            pos = end
-        del buffer[:pos]
         return readings
-
-    @staticmethod
-    def _is_sound(frame: bytes) -> bool:
-        """True when the CRC holds and the payload is long enough for its message."""
-        if crc8_maxim(frame) != 0:
-            return False
-        least = _MIN_PAYLOAD.get((frame[2], frame[4]), 0)
-        return len(frame) - HEADER_LEN - MIN_LENGTH >= least
 
 
 def encode_frame(token: int, message_type: int, payload: bytes = b"") -> bytes:

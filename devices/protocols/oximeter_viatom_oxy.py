@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
 
+from devices.protocols.framing import NOT_A_FRAME, HeaderFramer
 from devices.protocols.reading import INVALIDATING, DecodeError, Metric, Quality, Reading
 from devices.protocols.spec import DecoderStats, ProtocolSpec, checked_reading
 
@@ -125,7 +126,9 @@ class OxyResponse:
     payload: bytes
 
 
-_NOT_A_FRAME = 0
+def _is_sound(frame: bytes) -> bool:
+    """True when the last byte of a whole response is its CRC."""
+    return crc8(frame[:-1]) == frame[-1]
 
 
 @dataclass(slots=True)
@@ -135,50 +138,29 @@ class OxyFramer:
 
     stats: DecoderStats = field(default_factory=DecoderStats)
     max_payload_len: int = MAX_LIVE_PAYLOAD_LEN
-    _pending: bytes = b""
+    _framer: HeaderFramer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._framer = HeaderFramer(bytes((RESPONSE_SYNC,)), self._frame_len, _is_sound)
 
     def feed(self, data: bytes) -> list[OxyResponse]:
         """The responses completed by `data`; an incomplete one is kept for the next call."""
-        buffer = self._pending + bytes(data)
-        responses: list[OxyResponse] = []
-        pos = 0
-        while pos < len(buffer):
-            start = buffer.find(RESPONSE_SYNC, pos)
-            if start < 0:
-                self.stats.skipped_bytes += len(buffer) - pos
-                pos = len(buffer)
-                break
-            self.stats.skipped_bytes += start - pos
-            pos = start
-            frame_len = self._frame_len(buffer, pos)
-            if frame_len is None:
-                break
-            frame = buffer[pos : pos + frame_len]
-            if frame_len == _NOT_A_FRAME or crc8(frame[:-1]) != frame[-1]:
-                if frame_len != _NOT_A_FRAME:
-                    self.stats.bad_frames += 1
-                self.stats.skipped_bytes += 1
-                pos += 1
-                continue
-            self.stats.frames += 1
-            block = int.from_bytes(frame[3:5], "little")
-            responses.append(OxyResponse(frame[1], block, frame[HEADER_LEN:-1]))
-            pos += frame_len
-        self._pending = buffer[pos:]
-        return responses
+        return [
+            OxyResponse(frame[1], int.from_bytes(frame[3:5], "little"), frame[HEADER_LEN:-1])
+            for frame in self._framer.feed(data, self.stats)
+        ]
 
-    def _frame_len(self, buffer: bytes, pos: int) -> int | None:
-        """Length of the frame starting at `pos`, `_NOT_A_FRAME`, or None if more bytes are due."""
+    def _frame_len(self, buffer: bytearray, pos: int) -> int | None:
+        """Length of the frame starting at `pos`, `NOT_A_FRAME`, or None while its header is cut."""
         available = len(buffer) - pos
         if available >= 3 and buffer[pos + 1] ^ buffer[pos + 2] != CHECK_XOR:
-            return _NOT_A_FRAME
+            return NOT_A_FRAME
         if available < HEADER_LEN:
             return None
         length = int.from_bytes(buffer[pos + 5 : pos + 7], "little")
         if length > self.max_payload_len:
-            return _NOT_A_FRAME
-        frame_len = HEADER_LEN + length + 1
-        return frame_len if available >= frame_len else None
+            return NOT_A_FRAME
+        return HEADER_LEN + length + 1
 
 
 @dataclass(slots=True)

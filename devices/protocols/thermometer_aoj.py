@@ -31,6 +31,7 @@ from enum import IntEnum
 from functools import reduce
 from operator import xor
 
+from devices.protocols.framing import NOT_A_FRAME, HeaderFramer
 from devices.protocols.reading import BodySite, Metric, Reading
 from devices.protocols.spec import DecoderStats, ProtocolSpec, checked_reading
 
@@ -156,53 +157,39 @@ def _data_length(code: int, length_byte: int) -> int | None:
     return length if length <= MAX_DATA_LEN else None
 
 
+def _frame_len(buffer: bytearray, start: int) -> int | None:
+    """Length of the reply at `start` from its code and length bytes (see `HeaderFramer`)."""
+    if len(buffer) - start < HEADER_LEN:
+        return None
+    data_len = _data_length(buffer[start + 2], buffer[start + 3])
+    if data_len is None:
+        return NOT_A_FRAME
+    return HEADER_LEN + data_len + CHECKSUM_LEN
+
+
+def _is_sound(frame: bytes) -> bool:
+    """True when the last byte of a whole frame is its XOR."""
+    return aoj_checksum(frame[:-1]) == frame[-1]
+
+
+def _new_framer() -> HeaderFramer:
+    """A framer for `AA 01` replies."""
+    return HeaderFramer(FRAME_PREFIX, _frame_len, _is_sound)
+
+
 @dataclass(slots=True)
 class AojDecoder:
     """Stream decoder for AOJ-20A replies; resynchronises on the `AA 01` prefix and the XOR."""
 
     stats: DecoderStats = field(default_factory=DecoderStats)
-    _buffer: bytearray = field(default_factory=bytearray)
+    _framer: HeaderFramer = field(default_factory=_new_framer)
 
     def feed(self, data: bytes) -> list[Reading]:
         """Readings of every reply completed by `data`."""
-        self._buffer += data
         readings: list[Reading] = []
-        while (frame := self._next_frame()) is not None:
-            self.stats.frames += 1
-            readings.extend(self._readings(frame))
+        for frame in self._framer.feed(data, self.stats):
+            readings.extend(self._readings(AojFrame(frame[2], frame[HEADER_LEN:-1])))
         return readings
-
-    def _skip(self, count: int) -> None:
-        """Drop `count` bytes that are not part of a frame."""
-        self.stats.skipped_bytes += count
-        del self._buffer[:count]
-
-    def _next_frame(self) -> AojFrame | None:
-        """The next checked frame in the buffer, or None until more bytes arrive."""
-        buffer = self._buffer
-        while True:
-            start = buffer.find(FRAME_PREFIX)
-            if start < 0:
-                # Keep a trailing head byte: its device-type byte may be in the next notification.
-                self._skip(len(buffer) - (1 if buffer.endswith(FRAME_PREFIX[:1]) else 0))
-                return None
-            self._skip(start)
-            if len(buffer) < HEADER_LEN:
-                return None
-            data_len = _data_length(buffer[2], buffer[3])
-            if data_len is None:
-                self._skip(1)
-                continue
-            frame_len = HEADER_LEN + data_len + CHECKSUM_LEN
-            if len(buffer) < frame_len:
-                return None
-            if aoj_checksum(buffer[: frame_len - 1]) != buffer[frame_len - 1]:
-                self.stats.bad_frames += 1
-                self._skip(1)
-                continue
-            frame = AojFrame(buffer[2], bytes(buffer[HEADER_LEN : HEADER_LEN + data_len]))
-            del buffer[:frame_len]
-            return frame
 
     def _readings(self, frame: AojFrame) -> list[Reading]:
         """The temperature of a C1 reply, the battery of a C5 reply; nothing for the others."""
