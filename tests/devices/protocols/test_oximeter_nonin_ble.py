@@ -7,21 +7,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from devices.protocols.oximeter_nonin_ble import BleStatus, NoninBleDecoder, encode_frame
-from devices.protocols.reading import DecodeError, Metric, Quality, Reading
-
-spo2_values = st.none() | st.integers(35, 100)
-pulse_values = st.none() | st.integers(25, 250)
-
-
-def _values(readings: list[Reading]) -> list[tuple[Metric, float | None]]:
-    return [(reading.metric, reading.value) for reading in readings]
-
-
-def _expected(spo2: int | None, pulse: int | None) -> list[tuple[Metric, float | None]]:
-    return [
-        (Metric.SPO2, None if spo2 is None else float(spo2)),
-        (Metric.PULSE, None if pulse is None else float(pulse)),
-    ]
+from devices.protocols.reading import DecodeError, Metric, Quality
+from tests.devices.protocols.test_oximeter_nonin import (
+    _expected,
+    _values,
+    pulse_values,
+    spo2_values,
+)
 
 
 @given(
