@@ -4,14 +4,15 @@ data in any chunks gives the same events as one batch. No clock, no I/O.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
-from alerts.rules import Priority, Profile, RuleId, ThresholdRule, Tier, spo2_rules
-from alerts.threshold import FloatArray, evaluate
+from alerts.rules import Channel, Priority, Profile, RuleId, Tier, WindowRule, window_rules
+from alerts.threshold import TRIGGERS, BoolArray, FloatArray, RuleTrace, evaluate
 
 
 class Transition(StrEnum):
@@ -28,69 +29,97 @@ class RuleEvent:
     ts_s: int
     priority: Priority
     latching: bool
-    stats: dict[str, float]
+    stats: dict[str, float | str]
 
 
 @dataclass(slots=True)
 class _RuleState:
     active: bool = False
     clear_run_s: int = 0
+    satseconds: float = 0.0
+
+
+def _empty() -> FloatArray:
+    return np.empty(0)
 
 
 @dataclass(slots=True)
 class PatientDetector:
-    """SpO2 threshold rules for one patient over a 1 Hz grid of samples (NaN = no sample)."""
+    """The continuous rules for one patient over 1 Hz channels (NaN = no sample)."""
 
     tier: Tier
     profile: Profile
+    rules: tuple[WindowRule, ...] = ()
     next_slot_s: int | None = None
-    tail: FloatArray = field(default_factory=lambda: np.empty(0))
+    tails: dict[Channel, FloatArray] = field(default_factory=dict)
     rule_states: dict[RuleId, _RuleState] = field(default_factory=dict)
 
-    @property
-    def rules(self) -> tuple[ThresholdRule, ...]:
-        return spo2_rules(self.tier, self.profile)
+    def __post_init__(self) -> None:
+        if not self.rules:
+            self.rules = window_rules(self.tier, self.profile)
 
     @property
     def tail_len(self) -> int:
-        return max(rule.window_s for rule in self.rules) - 1
+        return max(rule.history_s for rule in self.rules) - 1
 
-    def step(self, start_s: int, spo2_percent: FloatArray) -> list[RuleEvent]:
-        """Consume samples for seconds start_s, start_s+1, ...; return the transitions.
+    def step(self, start_s: int, channels: Mapping[Channel, FloatArray]) -> list[RuleEvent]:
+        """Consume samples for seconds start_s, start_s+1, ... of every channel (all the same
+        length; a missing channel is all NaN) and return the transitions.
 
         A gap since the previous call is filled with NaN (no data is not normal data).
-        Samples for seconds already consumed are ignored.
+        Seconds already consumed are ignored.
         """
+        length = max((len(v) for v in channels.values()), default=0)
+        skip = 0
         if self.next_slot_s is not None and start_s < self.next_slot_s:
-            spo2_percent = spo2_percent[self.next_slot_s - start_s :]
-            start_s = self.next_slot_s
-        if len(spo2_percent) == 0:
+            skip = min(self.next_slot_s - start_s, length)
+        new = length - skip
+        if new <= 0:
             return []
-        tail = self._tail_for(start_s)
-        history = np.concatenate((tail, np.asarray(spo2_percent, dtype=np.float64)))
+        start_s += skip
+        history = {
+            channel: np.concatenate(
+                (self._tail_for(channel, start_s), _new_samples(channels, channel, skip, length))
+            )
+            for channel in Channel
+        }
         events: list[RuleEvent] = []
+        active: dict[RuleId, BoolArray] = {}
         for rule in self.rules:
-            events.extend(self._step_rule(rule, history, start_s))
+            suppressors = [active[r] for r in rule.suppressed_by if r in active]
+            suppressed = np.logical_or.reduce(suppressors) if suppressors else None
+            rule_events, active[rule.rule] = self._step_rule(
+                rule, history, new, start_s, suppressed
+            )
+            events.extend(rule_events)
         events.sort(key=lambda e: (e.ts_s, e.rule))
-        self.tail = history[len(history) - self.tail_len :]
-        self.next_slot_s = start_s + len(spo2_percent)
+        self.tails = {ch: values[len(values) - self.tail_len :] for ch, values in history.items()}
+        self.next_slot_s = start_s + new
         return events
 
-    def _tail_for(self, start_s: int) -> FloatArray:
+    def _tail_for(self, channel: Channel, start_s: int) -> FloatArray:
         """The last tail_len samples before start_s, NaN where nothing was seen."""
         length = self.tail_len
-        if self.next_slot_s is None:
-            return np.full(length, np.nan)
-        gap = start_s - self.next_slot_s
-        known = np.concatenate((np.full(length, np.nan), self.tail, np.full(gap, np.nan)))
+        tail = self.tails.get(channel, _empty())
+        gap = 0 if self.next_slot_s is None else start_s - self.next_slot_s
+        known = np.concatenate((np.full(length, np.nan), tail, np.full(gap, np.nan)))
         return known[len(known) - length :]
 
-    def _step_rule(self, rule: ThresholdRule, history: FloatArray, start_s: int) -> list[RuleEvent]:
+    def _step_rule(
+        self,
+        rule: WindowRule,
+        history: dict[Channel, FloatArray],
+        new: int,
+        start_s: int,
+        suppressed: BoolArray | None,
+    ) -> tuple[list[RuleEvent], BoolArray]:
         state = self.rule_states.setdefault(rule.rule, _RuleState())
-        offset = self.tail_len - (rule.window_s - 1)
-        trace = evaluate(rule, history[offset:], state.active, state.clear_run_s)
+        trace = evaluate(
+            rule, history, new, state.active, state.clear_run_s, state.satseconds, suppressed
+        )
         previous = np.concatenate(([state.active], trace.active[:-1]))
         changed = np.flatnonzero(trace.active != previous)
+        recent = history[rule.channel][len(history[rule.channel]) - new :]
         events = [
             RuleEvent(
                 rule=rule.rule,
@@ -98,19 +127,14 @@ class PatientDetector:
                 ts_s=start_s + int(i),
                 priority=rule.priority,
                 latching=rule.latching,
-                stats={
-                    "window_median": float(trace.stats.median[i]),
-                    "window_min": float(trace.stats.minimum[i]),
-                    "valid_fraction": round(float(trace.stats.valid_fraction[i]), 3),
-                    "limit": rule.limit,
-                    "window_s": float(rule.window_s),
-                },
+                stats=_stats(rule, float(trace.statistic[i]), float(recent[i]), trace, int(i)),
             )
             for i in changed
         ]
         state.active = bool(trace.active[-1])
         state.clear_run_s = int(min(trace.clear_run[-1], rule.clear_s))
-        return events
+        state.satseconds = float(trace.satseconds[-1])
+        return events, trace.active
 
     def to_json(self) -> dict[str, Any]:
         """The carried state, for the store (written in the same transaction as the data)."""
@@ -118,20 +142,58 @@ class PatientDetector:
             "tier": self.tier.value,
             "profile": self.profile.value,
             "next_slot_s": self.next_slot_s,
-            "tail": [None if np.isnan(v) else float(v) for v in self.tail],
+            "tails": {
+                channel.value: [None if np.isnan(v) else float(v) for v in values]
+                for channel, values in self.tails.items()
+            },
             "rules": {
-                rule.value: [state.active, state.clear_run_s]
+                rule.value: [state.active, state.clear_run_s, state.satseconds]
                 for rule, state in self.rule_states.items()
             },
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any], tier: Tier, profile: Profile) -> PatientDetector:
-        """Restore a detector; a changed tier or profile keeps the history but not the rules."""
-        detector = cls(tier, profile, data.get("next_slot_s"))
-        detector.tail = np.array([np.nan if v is None else v for v in data["tail"]], dtype=float)
-        detector.tail = detector.tail[-detector.tail_len :] if detector.tail_len else detector.tail
+        """Restore a detector; a changed tier or profile keeps the history but not the rules'
+        state. State from an older version without `tails` is dropped (history restarts)."""
+        detector = cls(tier, profile, next_slot_s=data.get("next_slot_s"))
+        for name, values in data.get("tails", {}).items():
+            if name in Channel.__members__.values():
+                tail = np.array([np.nan if v is None else v for v in values], dtype=float)
+                detector.tails[Channel(name)] = tail[len(tail) - detector.tail_len :]
         if data.get("tier") == tier.value and data.get("profile") == profile.value:
-            for rule, (active, clear_run_s) in data.get("rules", {}).items():
-                detector.rule_states[RuleId(rule)] = _RuleState(bool(active), int(clear_run_s))
+            for rule, saved in data.get("rules", {}).items():
+                if rule in RuleId.__members__.values():
+                    active, clear_run_s, *rest = saved
+                    detector.rule_states[RuleId(rule)] = _RuleState(
+                        bool(active), int(clear_run_s), float(rest[0]) if rest else 0.0
+                    )
         return detector
+
+
+def _new_samples(
+    channels: Mapping[Channel, FloatArray], channel: Channel, skip: int, length: int
+) -> FloatArray:
+    values = channels.get(channel)
+    if values is None:
+        return np.full(length - skip, np.nan)
+    return np.asarray(values, dtype=np.float64)[skip:]
+
+
+def _stats(
+    rule: WindowRule, statistic: float, value: float, trace: RuleTrace, index: int
+) -> dict[str, float | str]:
+    """What an alert records about the moment it changed state (NaN is not JSON: dropped)."""
+    numbers = {
+        f"window_{rule.statistic}": statistic,
+        "value": value,
+        "window_s": float(rule.window_s),
+        "satseconds": float(trace.satseconds[index]),
+    }
+    if rule.alarm and np.isfinite(rule.alarm[0].high) and rule.statistic == "median":
+        numbers["limit"] = rule.alarm[0].high
+    stats: dict[str, float | str] = {k: v for k, v in numbers.items() if np.isfinite(v)}
+    stats["channel"] = rule.channel.value
+    if trace.active[index]:
+        stats["trigger"] = TRIGGERS[int(trace.trigger[index])]
+    return stats

@@ -1,13 +1,18 @@
 """The clinical rule table as data (CLINICAL_RULES.md section 1.10), selected per patient by
-risk tier and profile. Defaults live here; the hospital can override them per patient.
+risk tier and profile. Defaults live here; `with_overrides` applies a hospital's per-patient
+changes. The continuous (1 Hz) rules are `WindowRule`s; temperature rules are in `spot.py`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Literal
 
-from devices.protocols.reading import Metric
+INF = math.inf
 
 
 class Tier(StrEnum):
@@ -29,73 +34,267 @@ class Priority(StrEnum):
     HIGH = "HIGH"
     MEDIUM = "MEDIUM"
     LOW = "LOW"
+    INFO = "INFO"
 
 
 class RuleId(StrEnum):
-    S1 = "S1"
-    S2 = "S2"
+    S1 = "S1"  # SpO2 critical
+    S2 = "S2"  # SpO2 severe
+    S3 = "S3"  # SpO2 borderline
+    H1 = "H1"  # pulse critical
+    H2 = "H2"  # pulse abnormal
+    R1 = "R1"  # respiratory rate
+    Q1 = "Q1"  # probe off (technical)
+    Q2 = "Q2"  # low-quality data (technical)
+    T1 = "T1"  # fever
+    T2 = "T2"  # high fever
+    T4 = "T4"  # hypothermia
+
+
+class Channel(StrEnum):
+    """One 1 Hz series per patient; masks are 1.0 / 0.0, NaN where nothing was received."""
+
+    SPO2 = "spo2"
+    PULSE = "pulse"
+    RESP = "resp"
+    PROBE_OFF = "probe_off"  # the oximeter reported no finger / no signal / sensor fault
+    LOW_CONF = "low_conf"  # a value came with low perfusion, motion or a weak signal
+
+
+Statistic = Literal["median", "fraction"]
 
 
 @dataclass(frozen=True, slots=True)
-class ThresholdRule:
-    """Alert while the window median of `metric` is at or below `limit`.
+class Band:
+    """`low < x <= high`, or with `low_inclusive`, `low <= x <= high` (inf bounds allowed)."""
 
-    Onset: the median over the last `window_s` seconds (with at least `min_valid_fraction`
-    valid samples; otherwise the window is indeterminate) is <= `limit`.
-    Clear: that median has stayed >= `limit + clear_margin` for `clear_s` seconds.
-    A latching alert stays open after it clears, until someone acknowledges it.
+    low: float = -INF
+    high: float = INF
+    low_inclusive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRule:
+    """A condition on a window statistic with persistence and hysteresis.
+
+    Onset: the statistic over the last `window_s` seconds (median of the channel, or fraction of
+    a mask; indeterminate unless `min_valid_fraction` of the window has data) is in any `alarm`
+    band. S1 also fires on `satseconds` (sum over a run of seconds of points below the band's
+    top) or on `crossings_in_60s` drops below it. Under low-quality data (over half of the last
+    5 minutes low-confidence), `low_quality_factor` multiplies the window and SatSeconds.
+    Clear: the statistic over `clear_window_s` has been inside `clear` for `clear_s` seconds.
+    No onset while a rule of `suppressed_by` is active (S3 while S1 or S2 is).
+    A latching alert stays open after it clears until someone acknowledges it.
     """
 
     rule: RuleId
-    metric: Metric
-    limit: float
+    channel: Channel
     window_s: int
-    clear_margin: float
+    alarm: tuple[Band, ...]
+    clear: Band
     clear_s: int
     priority: Priority
     latching: bool
+    statistic: Statistic = "median"
+    clear_window_s: int = 0  # 0: the onset window
     min_valid_fraction: float = 0.8
+    exclude_low_conf: bool = False
+    low_quality_factor: int = 1
+    satseconds: float | None = None
+    crossings_in_60s: int | None = None
+    suppressed_by: tuple[RuleId, ...] = ()  # no onset while one of these is active
 
     @property
-    def clear_level(self) -> float:
-        return self.limit + self.clear_margin
+    def effective_clear_window_s(self) -> int:
+        return self.clear_window_s or self.window_s
+
+    @property
+    def history_s(self) -> int:
+        """Seconds of past samples the rule needs to evaluate a new one."""
+        quality_s = LOW_QUALITY_WINDOW_S if self.low_quality_factor > 1 else 0
+        crossing_s = CROSSING_WINDOW_S + 1 if self.crossings_in_60s else 0
+        return max(
+            self.window_s * self.low_quality_factor,
+            self.effective_clear_window_s,
+            quality_s,
+            crossing_s,
+        )
 
 
-# (default-profile limit, COPD limit, window seconds by tier, clear margin, clear seconds,
-#  priority by tier). S2's RED limit is China's "severe" SpO2 <= 93 % (v9/v10).
-_S1_LIMITS = {Profile.DEFAULT: 88.0, Profile.COPD: 83.0}
-_S1_WINDOW_S = {Tier.RED: 30, Tier.YELLOW: 60, Tier.GREEN: 60}
-_S2_LIMITS = {Profile.DEFAULT: 92.0, Profile.COPD: 85.0}
-_S2_RED_DEFAULT_LIMIT = 93.0
-_S2_WINDOW_S = {Tier.RED: 60, Tier.YELLOW: 120, Tier.GREEN: 120}
-_S2_PRIORITY = {Tier.RED: Priority.HIGH, Tier.YELLOW: Priority.HIGH, Tier.GREEN: Priority.MEDIUM}
+LOW_QUALITY_WINDOW_S = 300
+LOW_QUALITY_FRACTION = 0.5
+CROSSING_WINDOW_S = 60
 
 
-def spo2_rules(tier: Tier, profile: Profile) -> tuple[ThresholdRule, ...]:
-    """The SpO2 threshold rules S1 (critical) and S2 (severe) for one patient."""
-    s2_limit = _S2_LIMITS[profile]
-    if profile is Profile.DEFAULT and tier is Tier.RED:
-        s2_limit = _S2_RED_DEFAULT_LIMIT
-    s2_priority = _S2_PRIORITY[tier]
+def _by_tier(red: int, other: int, tier: Tier) -> int:
+    return red if tier is Tier.RED else other
+
+
+def _priority(tier: Tier, red: Priority, yellow: Priority, green: Priority) -> Priority:
+    return {Tier.RED: red, Tier.YELLOW: yellow, Tier.GREEN: green}[tier]
+
+
+def spo2_rules(tier: Tier, profile: Profile) -> tuple[WindowRule, ...]:
+    """S1 critical, S2 severe and S3 borderline hypoxaemia for one patient."""
+    copd = profile is Profile.COPD
+    s1_limit = 83.0 if copd else 88.0
+    s2_limit = 85.0 if copd else (93.0 if tier is Tier.RED else 92.0)
+    s3_top = 87.0 if copd else 94.0
+    s2_priority = _priority(tier, Priority.HIGH, Priority.HIGH, Priority.MEDIUM)
     return (
-        ThresholdRule(
-            rule=RuleId.S1,
-            metric=Metric.SPO2,
-            limit=_S1_LIMITS[profile],
-            window_s=_S1_WINDOW_S[tier],
-            clear_margin=3.0,
+        WindowRule(
+            RuleId.S1,
+            Channel.SPO2,
+            window_s=_by_tier(30, 60, tier),
+            alarm=(Band(high=s1_limit),),
+            clear=Band(low=s1_limit + 3, low_inclusive=True),
             clear_s=300,
             priority=Priority.HIGH,
             latching=True,
+            low_quality_factor=2,
+            satseconds=50.0,
+            crossings_in_60s=3,
         ),
-        ThresholdRule(
-            rule=RuleId.S2,
-            metric=Metric.SPO2,
-            limit=s2_limit,
-            window_s=_S2_WINDOW_S[tier],
-            clear_margin=2.0,
+        WindowRule(
+            RuleId.S2,
+            Channel.SPO2,
+            window_s=_by_tier(60, 120, tier),
+            alarm=(Band(high=s2_limit),),
+            clear=Band(low=s2_limit + 2, low_inclusive=True),
             clear_s=600,
             priority=s2_priority,
             latching=s2_priority is Priority.HIGH,
         ),
+        WindowRule(
+            RuleId.S3,
+            Channel.SPO2,
+            window_s=300,
+            alarm=(Band(low=s2_limit, high=s3_top),),
+            clear=Band(low=s3_top + 1, low_inclusive=True),
+            clear_s=1800,
+            priority=_priority(tier, Priority.MEDIUM, Priority.MEDIUM, Priority.LOW),
+            latching=False,
+            exclude_low_conf=True,
+            suppressed_by=(RuleId.S1, RuleId.S2),
+        ),
     )
+
+
+def pulse_rules(tier: Tier) -> tuple[WindowRule, ...]:
+    """H1 critical (<= 40 or >= 131) and H2 abnormal (41-50 or 111-130) pulse, motion-free."""
+    return (
+        WindowRule(
+            RuleId.H1,
+            Channel.PULSE,
+            window_s=120,
+            alarm=(Band(high=40.0), Band(low=131.0, low_inclusive=True)),
+            clear=Band(low=45.0, high=125.0 - 1e-9),
+            clear_s=600,
+            priority=_priority(tier, Priority.HIGH, Priority.HIGH, Priority.MEDIUM),
+            latching=tier is not Tier.GREEN,
+            exclude_low_conf=True,
+        ),
+        WindowRule(
+            RuleId.H2,
+            Channel.PULSE,
+            window_s=600,
+            alarm=(
+                Band(low=40.0, high=50.0),
+                Band(low=111.0, high=131.0 - 1e-9, low_inclusive=True),
+            ),
+            clear=Band(low=50.0, high=105.0),
+            clear_s=900,
+            priority=_priority(tier, Priority.MEDIUM, Priority.LOW, Priority.LOW),
+            latching=False,
+            exclude_low_conf=True,
+        ),
+    )
+
+
+def respiration_rules(tier: Tier) -> tuple[WindowRule, ...]:
+    """R1 (>= 25 or <= 8 breaths/min over 5 min), when a device measures respiration."""
+    return (
+        WindowRule(
+            RuleId.R1,
+            Channel.RESP,
+            window_s=300,
+            alarm=(Band(high=8.0), Band(low=25.0, low_inclusive=True)),
+            clear=Band(low=12.0, high=20.0, low_inclusive=True),
+            clear_s=1800,
+            priority=_priority(tier, Priority.HIGH, Priority.HIGH, Priority.MEDIUM),
+            latching=tier is not Tier.GREEN,
+        ),
+    )
+
+
+def technical_rules(tier: Tier) -> tuple[WindowRule, ...]:
+    """Q1 probe off and Q2 low-quality data: technical alerts, never physiological."""
+    return (
+        WindowRule(
+            RuleId.Q1,
+            Channel.PROBE_OFF,
+            window_s=_by_tier(60, 300, tier),
+            statistic="fraction",
+            alarm=(Band(low=0.9, high=1.0, low_inclusive=True),),
+            clear=Band(high=0.0, low_inclusive=True, low=0.0),
+            clear_window_s=1,
+            clear_s=1,
+            priority=Priority.LOW,
+            latching=False,
+        ),
+        WindowRule(
+            RuleId.Q2,
+            Channel.LOW_CONF,
+            window_s=LOW_QUALITY_WINDOW_S,
+            statistic="fraction",
+            alarm=(Band(low=LOW_QUALITY_FRACTION, high=1.0),),
+            clear=Band(high=0.0, low_inclusive=True, low=0.0),
+            clear_window_s=120,
+            clear_s=1,
+            priority=Priority.LOW,
+            latching=False,
+        ),
+    )
+
+
+def window_rules(tier: Tier, profile: Profile) -> tuple[WindowRule, ...]:
+    """Every continuous rule for a patient of this tier and profile."""
+    return (
+        *spo2_rules(tier, profile),
+        *pulse_rules(tier),
+        *respiration_rules(tier),
+        *technical_rules(tier),
+    )
+
+
+def with_overrides(
+    rules: tuple[WindowRule, ...], overrides: Mapping[str, Mapping[str, object]]
+) -> tuple[WindowRule, ...]:
+    """Rules with per-patient field overrides, e.g. {"S2": {"window_s": 90}}.
+
+    Raises ValueError for an unknown rule or field, or a value of the wrong type.
+    """
+    by_id = {rule.rule.value: rule for rule in rules}
+    unknown = set(overrides) - set(by_id)
+    if unknown:
+        raise ValueError(f"unknown rule(s): {', '.join(sorted(unknown))}")
+    changed = []
+    for rule in rules:
+        fields = dict(overrides.get(rule.rule.value, {}))
+        for name, value in fields.items():
+            _check_override(rule, name, value)
+        changed.append(dataclasses.replace(rule, **fields) if fields else rule)  # type: ignore[arg-type]
+    return tuple(changed)
+
+
+_OVERRIDABLE = {"window_s": int, "clear_s": int, "min_valid_fraction": float}
+
+
+def _check_override(rule: WindowRule, name: str, value: object) -> None:
+    expected = _OVERRIDABLE.get(name)
+    if expected is None:
+        raise ValueError(f"{rule.rule}.{name}: not a setting that can be overridden")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{rule.rule}.{name}: expected a number, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{rule.rule}.{name}: must be positive")

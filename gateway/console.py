@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from alerts.lifecycle import Alert, AlertEventKind
 from devices.protocols.reading import Metric
@@ -78,13 +79,7 @@ class ConsoleReporter:
 
     def on_alert(self, alert: Alert, kind: AlertEventKind, ts_s: float) -> None:
         self.alerts.append((alert, kind))
-        details = alert.details
-        why = ""
-        if "window_median" in details and kind is AlertEventKind.RAISED:
-            why = (
-                f": SpO2 median {details['window_median']:g} % over {details['window_s']:g} s"
-                f" <= {details['limit']:g} %"
-            )
+        why = f": {describe(alert.details)}" if kind is AlertEventKind.RAISED else ""
         self.echo(
             f"{_clock(ts_s)}  ALERT {alert.priority} {alert.rule} {kind.value.upper()} "
             f"patient {alert.patient_id} ({alert.tier}){why}  [id {alert.id[:8]}]"
@@ -109,6 +104,36 @@ class ConsoleReporter:
         )
         lines.append(f"outbox: {sent} sent to the broker, {backlog} waiting")
         return lines
+
+
+def describe(details: dict[str, Any]) -> str:
+    """Why a rule fired, in words, from the statistics the alert stored."""
+    channel = str(details.get("channel", ""))
+    label, unit = _CHANNEL_LABELS.get(channel, (channel, ""))
+    trigger = details.get("trigger")
+    limit = details.get("limit")
+    if trigger == "satseconds" and limit is not None:
+        return (
+            f"{label} {details['value']:g} {unit}, {details['satseconds']:g} {unit}·s "
+            f"below {limit:g} {unit}"
+        )
+    if trigger == "crossings" and limit is not None:
+        return f"{label} fell to <= {limit:g} {unit} 3 times within 60 s"
+    if "window_fraction" in details:
+        return f"{details['window_fraction']:.0%} of the last {details['window_s']:g} s"
+    if "window_median" in details:
+        text = f"{label} median {details['window_median']:g} {unit} over {details['window_s']:g} s"
+        return f"{text} (limit {limit:g} {unit})" if limit is not None else text
+    return ""
+
+
+_CHANNEL_LABELS = {
+    "spo2": ("SpO2", "%"),
+    "pulse": ("pulse", "bpm"),
+    "resp": ("respiration", "/min"),
+    "probe_off": ("probe off", ""),
+    "low_conf": ("low-quality data", ""),
+}
 
 
 def _clock(ts_s: float) -> str:

@@ -20,13 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-import numpy as np
-
+from alerts.channels import Sample, build_channels
 from alerts.engine import PatientDetector, RuleEvent
 from alerts.lifecycle import Alert, AlertEventKind
 from alerts.rules import Profile, Tier
 from devices.clock import Clock
-from devices.protocols.reading import Metric
 from gateway.config import Config
 from gateway.ingest import Ingest
 from gateway.notify import Notifier
@@ -239,6 +237,7 @@ class Daemon:
         self._unwritten = _Unwritten()
         self.last_batch_monotonic_s = time.monotonic()
         self.batches += 1
+        _log_committed(pending.rows, produced)
         if self.observer is not None:
             self.observer.on_rows(pending.rows)
             for alert, kind in produced:
@@ -249,24 +248,21 @@ class Daemon:
     def _detect(
         self, rows: Sequence[ReadingRow]
     ) -> tuple[list[tuple[Patient, RuleEvent]], dict[str, dict[str, Any]]]:
-        """Run each patient's detector over the new SpO2 seconds."""
-        per_patient: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+        """Run each patient's detector over the new seconds."""
+        per_patient: dict[str, list[Sample]] = defaultdict(list)
         for row in rows:
-            if row.metric == Metric.SPO2 and row.patient_id in self.patients:
-                values = per_patient[row.patient_id][int(row.ts_s)]
-                if row.value is not None:
-                    values.append(row.value)
+            if row.patient_id in self.patients:
+                per_patient[row.patient_id].append((row.ts_s, row.metric, row.value, row.quality))
         events: list[tuple[Patient, RuleEvent]] = []
         states: dict[str, dict[str, Any]] = {}
-        for patient_id, seconds in per_patient.items():
+        for patient_id, samples in per_patient.items():
+            built = build_channels(samples)
+            if built is None:
+                continue
             patient = self.patients[patient_id]
             detector = self._detector_for(patient)
-            start_s, end_s = min(seconds), max(seconds)
-            grid = np.full(end_s - start_s + 1, np.nan)
-            for second, values in seconds.items():
-                if values:
-                    grid[second - start_s] = float(np.median(values))
-            events.extend((patient, event) for event in detector.step(start_s, grid))
+            start_s, channels = built
+            events.extend((patient, event) for event in detector.step(start_s, channels))
             states[patient_id] = detector.to_json()
         return events, states
 
@@ -281,3 +277,16 @@ class Daemon:
             )
             self.detectors[patient.id] = detector
         return detector
+
+
+def _log_committed(
+    rows: Sequence[ReadingRow], produced: list[tuple[Alert, AlertEventKind]]
+) -> None:
+    """One debug line per committed batch: what is now durable (the durability tests read it)."""
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "committed readings=%d newest_s=%s alert_events=%s",
+            len(rows),
+            max((row.ts_s for row in rows), default="-"),
+            ",".join(f"{alert.id}:{kind.value}" for alert, kind in produced) or "-",
+        )

@@ -1,4 +1,5 @@
-"""The vectorised SpO2 detector against the per-sample reference, in any chunking."""
+"""The vectorised detector against the per-sample reference, in any chunking, and the rules'
+clinical behaviour on constructed series."""
 
 from __future__ import annotations
 
@@ -12,20 +13,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alerts.engine import PatientDetector, RuleEvent, Transition
-from alerts.reference import reference_events
-from alerts.rules import Profile, RuleId, ThresholdRule, Tier, spo2_rules
+from alerts.reference import reference_events, reference_table_events
+from alerts.rules import Channel, Profile, RuleId, Tier, WindowRule, window_rules
 
 TIERS = st.sampled_from(list(Tier))
 PROFILES = st.sampled_from(list(Profile))
+START_S = 1_700_000_000
+Series = dict[Channel, list[float]]
 
 
 @st.composite
-def spo2_series(draw: st.DrawFn) -> list[float]:
-    """Piecewise-constant SpO2 levels with noise and gaps, 1 Hz, up to ~25 minutes."""
+def levels(draw: st.DrawFn, low: int, high: int, max_len: int) -> list[float]:
+    """Piecewise-constant levels with noise and gaps, 1 Hz."""
     samples: list[float] = []
-    for _ in range(draw(st.integers(1, 8))):
-        level = draw(st.integers(78, 99))
-        length = draw(st.integers(1, 400))
+    while len(samples) < max_len and (not samples or draw(st.booleans())):
+        level = draw(st.integers(low, high))
+        length = draw(st.integers(1, max_len // 3))
         kind = draw(st.sampled_from(["steady", "noisy", "gap", "flicker"]))
         for _ in range(length):
             if kind == "gap":
@@ -36,90 +39,216 @@ def spo2_series(draw: st.DrawFn) -> list[float]:
                 samples.append(math.nan if draw(st.booleans()) else float(level))
             else:
                 samples.append(float(level))
-    return samples
+    return samples[:max_len]
 
 
-def _keys(events: list[RuleEvent]) -> list[tuple[RuleId, Transition, int]]:
+@st.composite
+def channel_series(draw: st.DrawFn, max_len: int) -> Series:
+    spo2 = draw(levels(78, 99, max_len))
+    length = len(spo2)
+
+    def fit(values: list[float]) -> list[float]:
+        return (values + [math.nan] * length)[:length]
+
+    return {
+        Channel.SPO2: spo2,
+        Channel.PULSE: fit(draw(levels(35, 140, max_len))),
+        Channel.RESP: fit(draw(levels(6, 32, max_len))),
+        Channel.PROBE_OFF: fit(draw(levels(0, 1, max_len))),
+        Channel.LOW_CONF: fit(draw(levels(0, 1, max_len))),
+    }
+
+
+def keys(events: list[RuleEvent]) -> list[tuple[RuleId, Transition, int]]:
     return [(e.rule, e.transition, e.ts_s) for e in events]
 
 
-def _run_chunked(detector: PatientDetector, start_s: int, samples: list[float], cuts: list[int]):
+def run_chunked(detector: PatientDetector, series: Series, cuts: list[int]) -> list[RuleEvent]:
+    length = len(series[Channel.SPO2])
     events: list[RuleEvent] = []
-    bounds = [0, *sorted(c % (len(samples) + 1) for c in cuts), len(samples)]
+    bounds = [0, *sorted(c % (length + 1) for c in cuts), length]
     for lo, hi in itertools.pairwise(bounds):
-        events += detector.step(start_s + lo, np.array(samples[lo:hi], dtype=float))
+        chunk = {ch: np.array(values[lo:hi], dtype=float) for ch, values in series.items()}
+        events += detector.step(START_S + lo, chunk)
     return events
 
 
-@settings(max_examples=150, deadline=None)
-@given(samples=spo2_series(), tier=TIERS, profile=PROFILES, cuts=st.lists(st.integers(0, 10_000)))
-def test_engine_matches_reference_in_any_chunking(
-    samples: list[float], tier: Tier, profile: Profile, cuts: list[int]
-) -> None:
-    start_s = 1_700_000_000
-    expected = sorted(
-        (e for rule in spo2_rules(tier, profile) for e in reference_events(rule, start_s, samples)),
-        key=lambda e: (e.ts_s, e.rule),
+def expected_events(rules: tuple[WindowRule, ...], series: Series) -> list[RuleEvent]:
+    return reference_table_events(rules, START_S, series)
+
+
+@st.composite
+def shrunk_rule(draw: st.DrawFn) -> WindowRule:
+    """Any rule of the table, with its windows shrunk so the reference stays quick."""
+    rule = draw(st.sampled_from(window_rules(draw(TIERS), draw(PROFILES))))
+    return dataclasses.replace(
+        rule,
+        suppressed_by=(),
+        window_s=draw(st.integers(1, 40)),
+        clear_window_s=draw(st.integers(0, 30)),
+        clear_s=draw(st.integers(1, 60)),
     )
-    chunked = _run_chunked(PatientDetector(tier, profile), start_s, samples, cuts)
-    assert _keys(chunked) == _keys(expected)
 
 
-@settings(max_examples=60, deadline=None)
-@given(samples=spo2_series(), cut=st.integers(0, 4000))
-def test_state_survives_a_round_trip_through_json(samples: list[float], cut: int) -> None:
-    start_s = 1_700_000_000
-    cut = cut % (len(samples) + 1)
-    whole = PatientDetector(Tier.RED, Profile.DEFAULT).step(start_s, np.array(samples))
+@settings(max_examples=200, deadline=None)
+@given(rule=shrunk_rule(), series=channel_series(max_len=700), cuts=st.lists(st.integers(0, 9999)))
+def test_every_rule_matches_the_reference_in_any_chunking(
+    rule: WindowRule, series: Series, cuts: list[int]
+) -> None:
+    detector = PatientDetector(Tier.RED, Profile.DEFAULT, rules=(rule,))
+    assert keys(run_chunked(detector, series, cuts)) == keys(expected_events((rule,), series))
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    tier=TIERS,
+    profile=PROFILES,
+    series=channel_series(max_len=1500),
+    cuts=st.lists(st.integers(0, 9999), max_size=4),
+)
+def test_default_rule_table_matches_the_reference(
+    tier: Tier, profile: Profile, series: Series, cuts: list[int]
+) -> None:
+    detector = PatientDetector(tier, profile)
+    expected = expected_events(window_rules(tier, profile), series)
+    assert keys(run_chunked(detector, series, cuts)) == keys(expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(series=channel_series(max_len=1200), cut=st.integers(0, 4000))
+def test_state_survives_a_round_trip_through_json(series: Series, cut: int) -> None:
+    whole = run_chunked(PatientDetector(Tier.RED, Profile.DEFAULT), series, [])
     first = PatientDetector(Tier.RED, Profile.DEFAULT)
-    events = first.step(start_s, np.array(samples[:cut]))
+    length = len(series[Channel.SPO2])
+    cut %= length + 1
+    events = run_chunked(first, {ch: v[:cut] for ch, v in series.items()}, [])
     restored = PatientDetector.from_json(first.to_json(), Tier.RED, Profile.DEFAULT)
-    events += restored.step(start_s + cut, np.array(samples[cut:]))
-    assert _keys(events) == _keys(whole)
+    rest = {ch: np.array(v[cut:], dtype=float) for ch, v in series.items()}
+    events += restored.step(START_S + cut, rest)
+    assert keys(events) == keys(whole)
+
+
+def steady(seconds: int, spo2: float = 97.0, pulse: float = 72.0, **masks: float) -> Series:
+    return {
+        Channel.SPO2: [spo2] * seconds,
+        Channel.PULSE: [pulse] * seconds,
+        Channel.RESP: [16.0] * seconds,
+        Channel.PROBE_OFF: [masks.get("probe_off", 0.0)] * seconds,
+        Channel.LOW_CONF: [masks.get("low_conf", 0.0)] * seconds,
+    }
+
+
+def join(*parts: Series) -> Series:
+    return {ch: [v for part in parts for v in part[ch]] for ch in Channel}
+
+
+def onsets(events: list[RuleEvent]) -> dict[RuleId, int]:
+    return {e.rule: e.ts_s - START_S for e in events if e.transition is Transition.ONSET}
 
 
 @pytest.mark.parametrize("tier", list(Tier))
 @pytest.mark.parametrize("profile", list(Profile))
-def test_constant_healthy_series_raises_nothing(tier: Tier, profile: Profile) -> None:
-    detector = PatientDetector(tier, profile)
-    assert detector.step(0, np.full(6 * 3600, 97.0)) == []
+def test_a_healthy_day_raises_nothing(tier: Tier, profile: Profile) -> None:
+    assert run_chunked(PatientDetector(tier, profile), steady(24 * 3600), [3600, 7200]) == []
 
 
 def test_sustained_desaturation_raises_s1_and_s2_then_resolves() -> None:
-    detector = PatientDetector(Tier.RED, Profile.DEFAULT)
-    series = np.r_[np.full(300, 97.0), np.full(180, 86.0), np.full(900, 96.0)]
-    events = detector.step(0, series)
-    onsets = {e.rule: e.ts_s for e in events if e.transition is Transition.ONSET}
-    resolved = {e.rule: e.ts_s for e in events if e.transition is Transition.RESOLVED}
+    series = join(steady(300), steady(180, spo2=86.0), steady(900, spo2=96.0))
+    events = run_chunked(PatientDetector(Tier.RED, Profile.DEFAULT), series, [])
+    resolved = {e.rule: e.ts_s - START_S for e in events if e.transition is Transition.RESOLVED}
     # RED, S1 (<= 88): the 30 s median reaches 86 once 16 of 30 samples are 86.
     # RED, S2 (<= 93): the 60 s median is (86 + 97) / 2 = 91.5 once 30 of 60 samples are 86.
-    assert onsets == {RuleId.S1: 315, RuleId.S2: 329}
-    # Clear: the median at or above the clear level (91 / 95) for 300 s / 600 s. S1's 30 s
-    # median is (86 + 96) / 2 = 91 with 15 samples back at 96; S2's needs 31 of 60.
-    assert resolved == {RuleId.S1: 300 + 180 + 14 + 299, RuleId.S2: 300 + 180 + 30 + 599}
+    assert onsets(events) == {RuleId.S1: 315, RuleId.S2: 329}
+    # S1's 30 s median is (86 + 96) / 2 = 91 (its clear level) with 15 samples back at 96,
+    # then 300 s; S2's 60 s median needs 31 samples at 96 to reach 95, then 600 s.
+    assert resolved == {RuleId.S1: 480 + 14 + 299, RuleId.S2: 480 + 30 + 599}
 
 
 def test_copd_patient_at_89_percent_is_not_alerted() -> None:
-    detector = PatientDetector(Tier.RED, Profile.COPD)
-    assert detector.step(0, np.full(3600, 89.0)) == []
+    events = run_chunked(PatientDetector(Tier.RED, Profile.COPD), steady(3600, spo2=89.0), [])
+    assert events == []
 
 
-def test_missing_data_is_indeterminate_not_clear() -> None:
+def test_borderline_93_raises_s3_for_green_but_not_s2() -> None:
+    series = join(steady(600), steady(1200, spo2=93.0))
+    events = run_chunked(PatientDetector(Tier.GREEN, Profile.DEFAULT), series, [])
+    assert onsets(events) == {RuleId.S3: 600 + 150}  # 300 s median: 151 samples of 93
+
+
+def test_recovery_through_the_borderline_band_does_not_add_s3() -> None:
+    recovery = [86.0 + i * 10.5 / 300 for i in range(300)]
+    series = join(steady(600), steady(300, spo2=86.0), steady(300), steady(1200, spo2=96.5))
+    series[Channel.SPO2][900:1200] = [round(v) for v in recovery]
+    events = run_chunked(PatientDetector(Tier.RED, Profile.DEFAULT), series, [])
+    assert set(onsets(events)) == {RuleId.S1, RuleId.S2}
+    unsuppressed = tuple(
+        dataclasses.replace(r, suppressed_by=()) for r in window_rules(Tier.RED, Profile.DEFAULT)
+    )
+    without = run_chunked(
+        PatientDetector(Tier.RED, Profile.DEFAULT, rules=unsuppressed), series, []
+    )
+    assert RuleId.S3 in onsets(without)
+
+
+def test_probe_off_is_a_technical_alert_not_hypoxaemia() -> None:
+    probe_off = steady(120, probe_off=1.0)
+    probe_off[Channel.SPO2] = [math.nan] * 120
+    probe_off[Channel.PULSE] = [math.nan] * 120
+    series = join(steady(300), probe_off, steady(300))
+    events = run_chunked(PatientDetector(Tier.RED, Profile.DEFAULT), series, [])
+    # RED: 60 s with >= 90 % of samples probe-off. Clear needs a valid sample and the onset
+    # condition gone: 7 valid seconds bring the window to 53/60 probe-off.
+    assert keys(events) == [
+        (RuleId.Q1, Transition.ONSET, START_S + 300 + 53),
+        (RuleId.Q1, Transition.RESOLVED, START_S + 420 + 6),
+    ]
+
+
+def test_an_hour_without_data_neither_raises_nor_clears() -> None:
     detector = PatientDetector(Tier.YELLOW, Profile.DEFAULT)
-    onset = detector.step(0, np.full(200, 85.0))
-    assert [e.transition for e in onset] == [Transition.ONSET, Transition.ONSET]
-    # An hour with the probe off: nothing is cleared.
-    assert detector.step(200, np.full(3600, np.nan)) == []
+    raised = run_chunked(detector, steady(200, spo2=85.0), [])
+    assert {RuleId.S1, RuleId.S2} <= set(onsets(raised))
+    nothing = {ch: np.full(3600, np.nan) for ch in Channel}
+    assert detector.step(START_S + 200, nothing) == []
+
+
+def test_a_deep_brief_dip_raises_s1_by_satseconds_before_the_window() -> None:
+    series = join(steady(120), steady(12, spo2=80.0), steady(120))
+    events = run_chunked(PatientDetector(Tier.YELLOW, Profile.DEFAULT), series, [])
+    # 8 points below 88 per second: SatSeconds reaches 50 in the 7th second at 80 %.
+    assert onsets(events)[RuleId.S1] == 120 + 6
+    assert events[0].stats["trigger"] == "satseconds"
+
+
+def test_low_quality_data_doubles_s1_persistence() -> None:
+    good = run_chunked(
+        PatientDetector(Tier.RED, Profile.DEFAULT), join(steady(400), steady(200, 86.5)), []
+    )
+    noisy = join(steady(400, low_conf=1.0), steady(200, 86.5, low_conf=1.0))
+    doubled = run_chunked(PatientDetector(Tier.RED, Profile.DEFAULT), noisy, [])
+    # 30 s window needs 16 samples; the doubled 60 s window needs 31.
+    assert onsets(good)[RuleId.S1] == 400 + 15
+    assert onsets(doubled)[RuleId.S1] == 400 + 30
+
+
+def test_tachycardia_needs_motion_free_samples() -> None:
+    still = join(steady(300), steady(600, pulse=135))
+    events = run_chunked(PatientDetector(Tier.RED, Profile.DEFAULT), still, [])
+    assert onsets(events)[RuleId.H1] == 300 + 60  # 120 s median: 61 samples of 135
+    moving = join(steady(300), steady(600, pulse=135, low_conf=1.0))
+    moving_events = run_chunked(PatientDetector(Tier.RED, Profile.DEFAULT), moving, [])
+    assert RuleId.H1 not in onsets(moving_events)
 
 
 @settings(max_examples=60, deadline=None)
-@given(samples=spo2_series(), delta=st.integers(1, 5))
-def test_a_stricter_limit_never_removes_an_onset(samples: list[float], delta: int) -> None:
-    rule = spo2_rules(Tier.GREEN, Profile.DEFAULT)[1]
-    stricter = dataclasses.replace(rule, limit=rule.limit + delta)
+@given(series=channel_series(max_len=900), delta=st.integers(1, 5))
+def test_a_stricter_limit_never_removes_an_onset(series: Series, delta: int) -> None:
+    rule = window_rules(Tier.GREEN, Profile.DEFAULT)[1]  # S2
+    band = rule.alarm[0]
+    stricter = dataclasses.replace(rule, alarm=(dataclasses.replace(band, high=band.high + delta),))
 
-    def onset_count(r: ThresholdRule) -> int:
-        return sum(e.transition is Transition.ONSET for e in reference_events(r, 0, samples))
+    def onset_count(r: WindowRule) -> int:
+        return sum(e.transition is Transition.ONSET for e in reference_events(r, 0, series))
 
     if onset_count(rule):
         assert onset_count(stricter) >= 1

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gateway.notify import Notifier
 
-WATCHDOG_USEC = 400_000
+WATCHDOG_USEC = 2_000_000
 
 
 def test_notifier_does_nothing_without_notify_socket() -> None:
@@ -73,7 +73,7 @@ def test_daemon_notifies_ready_pings_watchdog_and_says_stopping(tmp_path: Path) 
             while time.monotonic() < deadline and not any("READY=1" in m for _, m in received):
                 received += _receive(server)
             ready_at = time.monotonic()
-            while time.monotonic() < ready_at + 3:
+            while time.monotonic() < ready_at + 5:
                 received += _receive(server)
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=30)
@@ -85,7 +85,7 @@ def test_daemon_notifies_ready_pings_watchdog_and_says_stopping(tmp_path: Path) 
     assert process.returncode == 0
     assert messages[0].startswith("READY=1\nSTATUS=")
     pings = [t for t, m in received if m == "WATCHDOG=1"]
-    assert len(pings) >= 5  # one every 0.2 s for 3 s, with room for a slow machine
+    assert len(pings) >= 3  # one a second for 5 s, with room for a slow machine
     assert max(b - a for a, b in itertools.pairwise(pings)) < WATCHDOG_USEC / 1e6
     assert messages[-1] == "STOPPING=1\nSTATUS=stopping"
 
