@@ -4,32 +4,18 @@ data in any chunks gives the same events as one batch. No clock, no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
-from alerts.rules import Channel, Priority, Profile, RuleId, Tier, WindowRule, window_rules
+from alerts.events import RuleEvent, Transition
+from alerts.rules import Channel, Profile, RuleId, Tier, WindowRule, window_rules
+from alerts.spot import TemperatureReading, TemperatureRules
 from alerts.threshold import TRIGGERS, BoolArray, FloatArray, RuleTrace, evaluate
 
-
-class Transition(StrEnum):
-    ONSET = "onset"
-    RESOLVED = "resolved"
-
-
-@dataclass(frozen=True, slots=True)
-class RuleEvent:
-    """A rule's condition started or ended at `ts_s` (the second of the sample that did it)."""
-
-    rule: RuleId
-    transition: Transition
-    ts_s: int
-    priority: Priority
-    latching: bool
-    stats: dict[str, float | str]
+__all__ = ["PatientDetector", "RuleEvent", "Transition"]
 
 
 @dataclass(slots=True)
@@ -53,10 +39,18 @@ class PatientDetector:
     next_slot_s: int | None = None
     tails: dict[Channel, FloatArray] = field(default_factory=dict)
     rule_states: dict[RuleId, _RuleState] = field(default_factory=dict)
+    temperature: TemperatureRules | None = None
 
     def __post_init__(self) -> None:
         if not self.rules:
             self.rules = window_rules(self.tier, self.profile)
+        if self.temperature is None:
+            self.temperature = TemperatureRules(self.tier)
+
+    def step_temperatures(self, readings: Iterable[TemperatureReading]) -> list[RuleEvent]:
+        """Temperature rule events for spot readings (time order)."""
+        assert self.temperature is not None
+        return self.temperature.step(readings)
 
     @property
     def tail_len(self) -> int:
@@ -150,6 +144,7 @@ class PatientDetector:
                 rule.value: [state.active, state.clear_run_s, state.satseconds]
                 for rule, state in self.rule_states.items()
             },
+            "temperature": self.temperature.to_json() if self.temperature else {},
         }
 
     @classmethod
@@ -157,6 +152,7 @@ class PatientDetector:
         """Restore a detector; a changed tier or profile keeps the history but not the rules'
         state. State from an older version without `tails` is dropped (history restarts)."""
         detector = cls(tier, profile, next_slot_s=data.get("next_slot_s"))
+        detector.temperature = TemperatureRules.from_json(data.get("temperature", {}), tier)
         for name, values in data.get("tails", {}).items():
             if name in Channel.__members__.values():
                 tail = np.array([np.nan if v is None else v for v in values], dtype=float)

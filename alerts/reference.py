@@ -8,7 +8,7 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 
-from alerts.engine import RuleEvent, Transition
+from alerts.events import RuleEvent, Transition
 from alerts.rules import (
     CROSSING_WINDOW_S,
     LOW_QUALITY_FRACTION,

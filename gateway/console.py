@@ -108,6 +108,12 @@ class ConsoleReporter:
 
 def describe(details: dict[str, Any]) -> str:
     """Why a rule fired, in words, from the statistics the alert stored."""
+    if "axillary_c" in details:
+        site = f" {details['site']}" if "site" in details else ""
+        return (
+            f"temperature {details['value']:.1f} °C{site} "
+            f"(axillary equivalent {details['axillary_c']:.1f} °C)"
+        )
     channel = str(details.get("channel", ""))
     label, unit = _CHANNEL_LABELS.get(channel, (channel, ""))
     trigger = details.get("trigger")

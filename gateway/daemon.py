@@ -24,7 +24,9 @@ from alerts.channels import Sample, build_channels
 from alerts.engine import PatientDetector, RuleEvent
 from alerts.lifecycle import Alert, AlertEventKind
 from alerts.rules import Profile, Tier
+from alerts.spot import TemperatureReading
 from devices.clock import Clock
+from devices.protocols.reading import Metric
 from gateway.config import Config
 from gateway.ingest import Ingest
 from gateway.notify import Notifier
@@ -250,20 +252,28 @@ class Daemon:
     ) -> tuple[list[tuple[Patient, RuleEvent]], dict[str, dict[str, Any]]]:
         """Run each patient's detector over the new seconds."""
         per_patient: dict[str, list[Sample]] = defaultdict(list)
+        temperatures: dict[str, list[TemperatureReading]] = defaultdict(list)
         for row in rows:
-            if row.patient_id in self.patients:
+            if row.patient_id not in self.patients:
+                continue
+            if row.metric == Metric.TEMP:
+                if row.value is not None:
+                    temperatures[row.patient_id].append((row.ts_s, row.value, row.site))
+            else:
                 per_patient[row.patient_id].append((row.ts_s, row.metric, row.value, row.quality))
         events: list[tuple[Patient, RuleEvent]] = []
         states: dict[str, dict[str, Any]] = {}
-        for patient_id, samples in per_patient.items():
-            built = build_channels(samples)
-            if built is None:
-                continue
+        for patient_id in per_patient.keys() | temperatures.keys():
             patient = self.patients[patient_id]
             detector = self._detector_for(patient)
-            start_s, channels = built
-            events.extend((patient, event) for event in detector.step(start_s, channels))
+            built = build_channels(per_patient.get(patient_id, []))
+            if built is not None:
+                start_s, channels = built
+                events.extend((patient, event) for event in detector.step(start_s, channels))
+            readings = sorted(temperatures.get(patient_id, []))
+            events.extend((patient, event) for event in detector.step_temperatures(readings))
             states[patient_id] = detector.to_json()
+        events.sort(key=lambda pair: pair[1].ts_s)
         return events, states
 
     def _detector_for(self, patient: Patient) -> PatientDetector:
