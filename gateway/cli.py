@@ -24,6 +24,7 @@ from gateway.console import ConsoleReporter
 from gateway.daemon import Daemon, DeviceSource, StoreWorker
 from gateway.decode_cli import convert, decode
 from gateway.ingest import Ingest
+from gateway.replay_cli import replay_command
 from gateway.store import Patient, Store, StoreError
 from sync.payload import OutboxMessage, alert_event_message
 
@@ -303,3 +304,4 @@ def patients_list(ctx: click.Context) -> None:
 
 main.add_command(decode)
 main.add_command(convert)
+main.add_command(replay_command)

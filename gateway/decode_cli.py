@@ -207,6 +207,27 @@ def convert(file: Path, format_name: str, output_path: Path | None, utc_offset_h
     Device clocks keep local time: give their offset with --utc-offset so the CSV is in UTC.
     A one-line summary goes to stderr.
     """
+    loaded = load_samples(file, format_name, utc_offset_h)
+    _write_output(output_path, loaded.samples)
+    click.echo(loaded.summary(), err=True)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LoadedRecording:
+    """A recording file read into generic samples (UTC)."""
+
+    format_name: str
+    model: str
+    start_time_s: float | None
+    samples: list[GenericSample]
+
+    def summary(self) -> str:
+        return summary_line(self.format_name, self.model, self.start_time_s, self.samples)
+
+
+def load_samples(file: Path, format_name: str, utc_offset_h: float) -> LoadedRecording:
+    """Read a recording FILE (any known format, or `auto`) into UTC samples; exits with a
+    usage error on anything unreadable."""
     data = _read_input(file)
     if format_name == "auto":
         format_name = _detect_format(file, data)
@@ -214,14 +235,12 @@ def convert(file: Path, format_name: str, output_path: Path | None, utc_offset_h
         if utc_offset_h:
             fail("--utc-offset is for device files; CSV timestamps are UTC already", EXIT_USAGE)
         samples = _read_csv(file, data)
-        model, start_time_s = "", samples[0].time_s if samples else None
-    else:
-        recording = _read_recording(file, format_name, data)
-        recording = shift_recording(recording, -utc_offset_h * SECONDS_PER_HOUR)
-        samples = samples_of(recording.readings)
-        model, start_time_s = recording.model, recording.start_time_s
-    _write_output(output_path, samples)
-    click.echo(summary_line(format_name, model, start_time_s, samples), err=True)
+        return LoadedRecording(format_name, "", samples[0].time_s if samples else None, samples)
+    recording = _read_recording(file, format_name, data)
+    recording = shift_recording(recording, -utc_offset_h * SECONDS_PER_HOUR)
+    return LoadedRecording(
+        format_name, recording.model, recording.start_time_s, samples_of(recording.readings)
+    )
 
 
 def _read_input(path: Path) -> bytes:
