@@ -13,7 +13,7 @@ import numpy as np
 from alerts.events import RuleEvent, Transition
 from alerts.rules import Channel, Profile, RuleId, Tier, WindowRule, window_rules
 from alerts.spot import TemperatureReading, TemperatureRules
-from alerts.threshold import TRIGGERS, BoolArray, FloatArray, RuleTrace, evaluate
+from alerts.threshold import TRIGGERS, BoolArray, ChannelCounts, FloatArray, RuleTrace, evaluate
 
 __all__ = ["PatientDetector", "RuleEvent", "Transition"]
 
@@ -79,12 +79,11 @@ class PatientDetector:
         }
         events: list[RuleEvent] = []
         active: dict[RuleId, BoolArray] = {}
+        counts = ChannelCounts(history)
         for rule in self.rules:
             suppressors = [active[r] for r in rule.suppressed_by if r in active]
             suppressed = np.logical_or.reduce(suppressors) if suppressors else None
-            rule_events, active[rule.rule] = self._step_rule(
-                rule, history, new, start_s, suppressed
-            )
+            rule_events, active[rule.rule] = self._step_rule(rule, counts, new, start_s, suppressed)
             events.extend(rule_events)
         events.sort(key=lambda e: (e.ts_s, e.rule))
         self.tails = {ch: values[len(values) - self.tail_len :] for ch, values in history.items()}
@@ -102,18 +101,19 @@ class PatientDetector:
     def _step_rule(
         self,
         rule: WindowRule,
-        history: dict[Channel, FloatArray],
+        counts: ChannelCounts,
         new: int,
         start_s: int,
         suppressed: BoolArray | None,
     ) -> tuple[list[RuleEvent], BoolArray]:
         state = self.rule_states.setdefault(rule.rule, _RuleState())
         trace = evaluate(
-            rule, history, new, state.active, state.clear_run_s, state.satseconds, suppressed
+            rule, counts, new, state.active, state.clear_run_s, state.satseconds, suppressed
         )
         previous = np.concatenate(([state.active], trace.active[:-1]))
         changed = np.flatnonzero(trace.active != previous)
-        recent = history[rule.channel][len(history[rule.channel]) - new :]
+        series = counts.channels[rule.channel]
+        recent = series[len(series) - new :]
         events = [
             RuleEvent(
                 rule=rule.rule,
@@ -121,12 +121,12 @@ class PatientDetector:
                 ts_s=start_s + int(i),
                 priority=rule.priority,
                 latching=rule.latching,
-                stats=_stats(rule, float(trace.statistic[i]), float(recent[i]), trace, int(i)),
+                stats=_stats(rule, float(recent[i]), trace, int(i)),
             )
             for i in changed
         ]
         state.active = bool(trace.active[-1])
-        state.clear_run_s = int(min(trace.clear_run[-1], rule.clear_s))
+        state.clear_run_s = min(trace.clear_run_end, rule.clear_s)
         state.satseconds = float(trace.satseconds[-1])
         return events, trace.active
 
@@ -176,12 +176,15 @@ def _new_samples(
     return np.asarray(values, dtype=np.float64)[skip:]
 
 
-def _stats(
-    rule: WindowRule, statistic: float, value: float, trace: RuleTrace, index: int
-) -> dict[str, float | str]:
+def _statistic(rule: WindowRule, trace: RuleTrace, index: int) -> float:
+    windows = trace.windows if trace.degraded[index] else trace.short_windows
+    return windows.value_at(rule.statistic, index)
+
+
+def _stats(rule: WindowRule, value: float, trace: RuleTrace, index: int) -> dict[str, float | str]:
     """What an alert records about the moment it changed state (NaN is not JSON: dropped)."""
     numbers = {
-        f"window_{rule.statistic}": statistic,
+        f"window_{rule.statistic}": _statistic(rule, trace, index),
         "value": value,
         "window_s": float(rule.window_s),
         "satseconds": float(trace.satseconds[index]),

@@ -104,7 +104,7 @@ def _window_value(
         return math.nan
     if statistic == "fraction":
         return sum(valid) / len(valid)
-    return float(statistics.median(valid))
+    return float(statistics.median_low(valid))
 
 
 def _in_band(value: float, band: Band) -> bool:

@@ -6,12 +6,12 @@ Pure numpy: arrays in, per-sample state out. Every channel array holds the carri
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from numpy.lib.stride_tricks import sliding_window_view
 
 from alerts.rules import (
     CROSSING_WINDOW_S,
@@ -26,26 +26,111 @@ from alerts.rules import (
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
-_CHUNK_ROWS = 4096
 
 
-def window_statistic(
-    history: FloatArray, window_s: int, statistic: Statistic, min_valid_fraction: float
-) -> FloatArray:
-    """The statistic of every window of `window_s` samples ending at history[window_s-1:];
-    NaN where fewer than `min_valid_fraction` of the window's samples exist."""
-    windows = sliding_window_view(history, window_s)
-    valid_count = (~np.isnan(windows)).sum(axis=1)
-    result = np.full(len(windows), np.nan)
-    rows = np.flatnonzero(valid_count >= max(1.0, min_valid_fraction * window_s))
-    if statistic == "fraction":
-        sums = np.nansum(windows[rows], axis=1)
-        result[rows] = sums / valid_count[rows]
+def window_sums(indicator: npt.NDArray[np.bool_], window_s: int) -> IntArray:
+    """For each window of `window_s` samples ending at indicator[window_s-1:], how many are
+    True (a difference of cumulative sums: O(1) per window)."""
+    counts = np.concatenate(([0], np.cumsum(indicator, dtype=np.int64)))
+    return np.asarray(counts[window_s:] - counts[:-window_s], dtype=np.int64)
+
+
+class Counts:
+    """Cumulative counts of predicates over one series, computed once and shared by every
+    window and rule that asks (S1, S2 and S3 all read SpO2)."""
+
+    def __init__(self, history: FloatArray) -> None:
+        self.history = history
+        self._cumulative: dict[tuple[str, float], npt.NDArray[np.int32]] = {}
+
+    def cumulative(self, op: str, value: float = 0.0) -> npt.NDArray[np.int32]:
+        key = (op, value)
+        found = self._cumulative.get(key)
+        if found is None:
+            indicator = _indicator(self.history, op, value)
+            found = np.zeros(len(indicator) + 1, dtype=np.int32)
+            np.cumsum(indicator, dtype=np.int32, out=found[1:])
+            self._cumulative[key] = found
+        return found
+
+    def in_windows(self, op: str, value: float, window_s: int, new: int) -> npt.NDArray[np.int32]:
+        """Count of the predicate in the windows of `window_s` ending at the last `new`."""
+        cumulative = self.cumulative(op, value)
+        end = len(self.history) + 1
+        return cumulative[end - new : end] - cumulative[end - new - window_s : end - window_s]
+
+
+def _indicator(history: FloatArray, op: str, value: float) -> BoolArray:
+    """Where `history op value` holds (NaN never does; "valid" means not NaN)."""
+    with np.errstate(invalid="ignore"):
+        if op == "valid":
+            return np.asarray(~np.isnan(history), dtype=np.bool_)
+        if op == "<=":
+            return np.asarray(history <= value, dtype=np.bool_)
+        if op == "<":
+            return np.asarray(history < value, dtype=np.bool_)
+        if op == "==":
+            return np.asarray(history == value, dtype=np.bool_)
+    raise ValueError(f"unknown predicate {op!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Windows:
+    """The windows of `window_s` samples ending at each of the last `new` samples of a series.
+
+    The "window median" of the rules is the lower median (the ceil(n/2)-th smallest of the n
+    valid samples, `statistics.median_low`): then "median <= x" is exactly "at least half of the
+    valid samples are <= x", a count that cumulative sums give for every window at once.
+    """
+
+    counts: Counts
+    window_s: int
+    new: int
+    valid: npt.NDArray[np.int32]
+    determinate: BoolArray
+
+    @classmethod
+    def of(cls, counts: Counts, window_s: int, new: int, min_valid: float) -> Windows:
+        valid = counts.in_windows("valid", 0.0, window_s, new)
+        return cls(counts, window_s, new, valid, valid >= max(1.0, min_valid * window_s))
+
+    def count(self, op: str, value: float) -> npt.NDArray[np.int32]:
+        return self.counts.in_windows(op, value, self.window_s, self.new)
+
+    def median_in(self, band: Band) -> BoolArray:
+        """Lower median inside `band`, per window (False where indeterminate)."""
+        half = (self.valid + 1) // 2
+        ok = self.determinate.copy()
+        if np.isfinite(band.high):
+            ok &= self.count("<=", band.high) >= half
+        if np.isfinite(band.low):
+            ok &= self.count("<" if band.low_inclusive else "<=", band.low) < half
+        return ok
+
+    def fractions(self) -> FloatArray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.asarray(self.count("==", 1.0) / self.valid, dtype=np.float64)
+
+    def in_bands(self, statistic: Statistic, bands: tuple[Band, ...]) -> BoolArray:
+        result = np.zeros(self.new, dtype=np.bool_)
+        fractions = self.fractions() if statistic == "fraction" else None
+        for band in bands:
+            if fractions is None:
+                result |= self.median_in(band)
+            else:
+                result |= self.determinate & in_band(fractions, band)
         return result
-    for start in range(0, len(rows), _CHUNK_ROWS):
-        chunk = rows[start : start + _CHUNK_ROWS]
-        result[chunk] = np.nanmedian(windows[chunk], axis=1)
-    return result
+
+    def value_at(self, statistic: Statistic, index: int) -> float:
+        """The statistic of one window (for the record of an alert), NaN if indeterminate."""
+        if not self.determinate[index]:
+            return math.nan
+        end = len(self.counts.history) - self.new + index + 1
+        window = self.counts.history[end - self.window_s : end]
+        values = np.sort(window[~np.isnan(window)])
+        if statistic == "fraction":
+            return float(values.sum() / len(values))
+        return float(values[(len(values) + 1) // 2 - 1])
 
 
 def in_band(values: FloatArray, band: Band) -> BoolArray:
@@ -53,13 +138,6 @@ def in_band(values: FloatArray, band: Band) -> BoolArray:
     with np.errstate(invalid="ignore"):
         above = values >= band.low if band.low_inclusive else values > band.low
         return np.asarray(above & (values <= band.high), dtype=np.bool_)
-
-
-def in_any_band(values: FloatArray, bands: tuple[Band, ...]) -> BoolArray:
-    result = np.zeros(len(values), dtype=np.bool_)
-    for band in bands:
-        result |= in_band(values, band)
-    return result
 
 
 def run_lengths(mask: BoolArray, carried_run: int) -> IntArray:
@@ -92,9 +170,11 @@ def run_sums(values: FloatArray, carried_sum: float) -> FloatArray:
 class RuleTrace:
     """What a rule computed for each new sample."""
 
-    statistic: FloatArray
+    windows: Windows  # the onset windows (the doubled ones where `degraded`)
+    short_windows: Windows
+    degraded: BoolArray
     active: BoolArray
-    clear_run: IntArray
+    clear_run_end: int  # length of the clearable run at the last sample
     satseconds: FloatArray
     trigger: IntArray  # TRIGGERS index of what set the onset condition (0: nothing)
 
@@ -107,26 +187,34 @@ def _tail(history: FloatArray, need: int, new: int) -> FloatArray:
     return history[len(history) - (need - 1 + new) :]
 
 
-def low_quality(low_conf: FloatArray, new: int) -> BoolArray:
+def low_quality(low_conf: Counts, new: int) -> BoolArray:
     """Over half of the last 5 minutes' samples were low-confidence."""
-    fraction = window_statistic(
-        _tail(low_conf, LOW_QUALITY_WINDOW_S, new), LOW_QUALITY_WINDOW_S, "fraction", 0.0
-    )
-    with np.errstate(invalid="ignore"):
-        return np.asarray(fraction > LOW_QUALITY_FRACTION, dtype=np.bool_)
+    windows = Windows.of(low_conf, LOW_QUALITY_WINDOW_S, new, 0.0)
+    return windows.in_bands("fraction", (Band(low=LOW_QUALITY_FRACTION, high=1.0),))
 
 
-def rule_series(rule: WindowRule, channels: Mapping[Channel, FloatArray]) -> FloatArray:
-    """The rule's channel, with low-confidence samples removed where the rule says so."""
-    series = channels[rule.channel]
-    if rule.exclude_low_conf:
-        series = np.where(channels[Channel.LOW_CONF] == 1.0, np.nan, series)
-    return series
+class ChannelCounts:
+    """`Counts` per channel (and per channel without its low-confidence samples), shared by
+    all the rules of one step."""
+
+    def __init__(self, channels: Mapping[Channel, FloatArray]) -> None:
+        self.channels = channels
+        self._counts: dict[tuple[Channel, bool], Counts] = {}
+
+    def of(self, channel: Channel, exclude_low_conf: bool = False) -> Counts:
+        key = (channel, exclude_low_conf)
+        found = self._counts.get(key)
+        if found is None:
+            series = self.channels[channel]
+            if exclude_low_conf:
+                series = np.where(self.channels[Channel.LOW_CONF] == 1.0, np.nan, series)
+            found = self._counts[key] = Counts(series)
+        return found
 
 
 def evaluate(
     rule: WindowRule,
-    channels: Mapping[Channel, FloatArray],
+    counts: ChannelCounts,
     new: int,
     active_before: bool,
     clear_run_before: int,
@@ -135,19 +223,17 @@ def evaluate(
 ) -> RuleTrace:
     """Run `rule` over the last `new` samples of `channels` (each with its history before);
     `suppressed` marks samples where a dominating rule is active (no onset there)."""
-    series = rule_series(rule, channels)
-    stat = window_statistic(
-        _tail(series, rule.window_s, new), rule.window_s, rule.statistic, rule.min_valid_fraction
-    )
+    series_counts = counts.of(rule.channel, rule.exclude_low_conf)
+    series = series_counts.history
+    windows = Windows.of(series_counts, rule.window_s, new, rule.min_valid_fraction)
+    onset = windows.in_bands(rule.statistic, rule.alarm)
+    short_windows = windows
     degraded = np.zeros(new, dtype=np.bool_)
     if rule.low_quality_factor > 1:
-        degraded = low_quality(channels[Channel.LOW_CONF], new)
+        degraded = low_quality(counts.of(Channel.LOW_CONF), new)
         long_window = rule.window_s * rule.low_quality_factor
-        long_stat = window_statistic(
-            _tail(series, long_window, new), long_window, rule.statistic, rule.min_valid_fraction
-        )
-        stat = np.where(degraded, long_stat, stat)
-    onset = in_any_band(stat, rule.alarm)
+        windows = Windows.of(series_counts, long_window, new, rule.min_valid_fraction)
+        onset = np.where(degraded, windows.in_bands(rule.statistic, rule.alarm), onset)
     trigger = np.where(onset, 1, 0).astype(np.int64)
     satseconds = np.zeros(new)
     if rule.satseconds is not None or rule.crossings_in_60s is not None:
@@ -166,15 +252,27 @@ def evaluate(
             onset |= by_crossings
     if suppressed is not None:
         onset &= ~suppressed
-    clear_stat = window_statistic(
-        _tail(series, rule.effective_clear_window_s, new),
-        rule.effective_clear_window_s,
-        rule.statistic,
-        rule.min_valid_fraction,
+    clear_windows = Windows.of(
+        series_counts, rule.effective_clear_window_s, new, rule.min_valid_fraction
     )
-    clear_run = run_lengths(in_band(clear_stat, rule.clear), clear_run_before)
-    active = hysteresis(onset, clear_run >= rule.clear_s, active_before)
-    return RuleTrace(stat, active, clear_run, satseconds, trigger)
+    clearable = clear_windows.in_bands(rule.statistic, (rule.clear,))
+    if not active_before and not onset.any():
+        # The common case (nothing happening): no state to follow, only the run to carry.
+        active = np.zeros(new, dtype=np.bool_)
+        clear_run_end = trailing_run(clearable, clear_run_before)
+    else:
+        clear_run = run_lengths(clearable, clear_run_before)
+        active = hysteresis(onset, clear_run >= rule.clear_s, active_before)
+        clear_run_end = int(clear_run[-1])
+    return RuleTrace(windows, short_windows, degraded, active, clear_run_end, satseconds, trigger)
+
+
+def trailing_run(mask: BoolArray, carried_run: int) -> int:
+    """Length of the run of True at the end of `mask`, continuing a run of `carried_run`."""
+    false_at = np.flatnonzero(~mask)
+    if not len(false_at):
+        return carried_run + len(mask)
+    return len(mask) - 1 - int(false_at[-1])
 
 
 def _crossings(series: FloatArray, limit: float, new: int) -> IntArray:

@@ -50,12 +50,15 @@ def channel_series(draw: st.DrawFn, max_len: int) -> Series:
     def fit(values: list[float]) -> list[float]:
         return (values + [math.nan] * length)[:length]
 
+    def mask(values: list[float]) -> list[float]:
+        return [v if math.isnan(v) else float(v >= 1) for v in fit(values)]
+
     return {
         Channel.SPO2: spo2,
         Channel.PULSE: fit(draw(levels(35, 140, max_len))),
         Channel.RESP: fit(draw(levels(6, 32, max_len))),
-        Channel.PROBE_OFF: fit(draw(levels(0, 1, max_len))),
-        Channel.LOW_CONF: fit(draw(levels(0, 1, max_len))),
+        Channel.PROBE_OFF: mask(draw(levels(0, 1, max_len))),
+        Channel.LOW_CONF: mask(draw(levels(0, 1, max_len))),
     }
 
 
@@ -156,12 +159,12 @@ def test_sustained_desaturation_raises_s1_and_s2_then_resolves() -> None:
     series = join(steady(300), steady(180, spo2=86.0), steady(900, spo2=96.0))
     events = run_chunked(PatientDetector(Tier.RED, Profile.DEFAULT), series, [])
     resolved = {e.rule: e.ts_s - START_S for e in events if e.transition is Transition.RESOLVED}
-    # RED, S1 (<= 88): the 30 s median reaches 86 once 16 of 30 samples are 86.
-    # RED, S2 (<= 93): the 60 s median is (86 + 97) / 2 = 91.5 once 30 of 60 samples are 86.
-    assert onsets(events) == {RuleId.S1: 315, RuleId.S2: 329}
-    # S1's 30 s median is (86 + 96) / 2 = 91 (its clear level) with 15 samples back at 96,
-    # then 300 s; S2's 60 s median needs 31 samples at 96 to reach 95, then 600 s.
-    assert resolved == {RuleId.S1: 480 + 14 + 299, RuleId.S2: 480 + 30 + 599}
+    # The window median is the lower median: "median <= limit" once half the window is below.
+    # RED, S1 (<= 88): 15 of 30 samples at 86; RED, S2 (<= 93): 30 of 60 samples at 86.
+    assert onsets(events) == {RuleId.S1: 314, RuleId.S2: 329}
+    # Clearing needs the lower median at the clear level (91 / 95): more than half of the
+    # window back at 96 (16 of 30, 31 of 60), then 300 s / 600 s.
+    assert resolved == {RuleId.S1: 480 + 15 + 299, RuleId.S2: 480 + 30 + 599}
 
 
 def test_copd_patient_at_89_percent_is_not_alerted() -> None:
@@ -172,7 +175,7 @@ def test_copd_patient_at_89_percent_is_not_alerted() -> None:
 def test_borderline_93_raises_s3_for_green_but_not_s2() -> None:
     series = join(steady(600), steady(1200, spo2=93.0))
     events = run_chunked(PatientDetector(Tier.GREEN, Profile.DEFAULT), series, [])
-    assert onsets(events) == {RuleId.S3: 600 + 150}  # 300 s median: 151 samples of 93
+    assert onsets(events) == {RuleId.S3: 600 + 149}  # 300 s lower median: 150 samples of 93
 
 
 def test_recovery_through_the_borderline_band_does_not_add_s3() -> None:
@@ -226,9 +229,9 @@ def test_low_quality_data_doubles_s1_persistence() -> None:
     )
     noisy = join(steady(400, low_conf=1.0), steady(200, 86.5, low_conf=1.0))
     doubled = run_chunked(PatientDetector(Tier.RED, Profile.DEFAULT), noisy, [])
-    # 30 s window needs 16 samples; the doubled 60 s window needs 31.
-    assert onsets(good)[RuleId.S1] == 400 + 15
-    assert onsets(doubled)[RuleId.S1] == 400 + 30
+    # 30 s window needs 15 samples; the doubled 60 s window needs 30.
+    assert onsets(good)[RuleId.S1] == 400 + 14
+    assert onsets(doubled)[RuleId.S1] == 400 + 29
 
 
 def test_tachycardia_needs_motion_free_samples() -> None:
