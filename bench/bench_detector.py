@@ -80,28 +80,34 @@ def main() -> None:
     samples = args.patients * seconds
     cpu_s, events = batch(days)
     print(f"batch: {args.patients} patients x {args.hours:g} h = {samples:,} samples per channel")
-    print(f"  vectorised engine: {cpu_s:.2f} s CPU, {samples / cpu_s:,.0f} samples/s, "
-          f"{events} events (target <= 2 s for 100 x 24 h)")
+    print(
+        f"  vectorised engine: {cpu_s:.2f} s CPU, {samples / cpu_s:,.0f} samples/s, "
+        f"{events} events (target <= 2 s for 100 x 24 h)"
+    )
 
     sample_s = 1800
     subset = [{ch: v[:sample_s] for ch, v in days[0].items()}]
     engine_s, _ = batch(subset)
     started = time.process_time()
-    expected = reference_table_events(window_rules(Tier.RED, Profile.DEFAULT), 0, {
-        ch: v.tolist() for ch, v in subset[0].items()
-    })
+    expected = reference_table_events(
+        window_rules(Tier.RED, Profile.DEFAULT), 0, {ch: v.tolist() for ch, v in subset[0].items()}
+    )
     reference_s = time.process_time() - started
     got = PatientDetector(Tier.RED, Profile.DEFAULT).step(0, subset[0])
     same = [(e.rule, e.transition, e.ts_s) for e in got] == [
         (e.rule, e.transition, e.ts_s) for e in expected
     ]
-    print(f"reference vs engine on {sample_s} s of one patient: reference {reference_s:.2f} s, "
-          f"engine {engine_s:.4f} s: {reference_s / engine_s:,.0f}x, identical events: {same}")
+    print(
+        f"reference vs engine on {sample_s} s of one patient: reference {reference_s:.2f} s, "
+        f"engine {engine_s:.4f} s: {reference_s / engine_s:,.0f}x, identical events: {same}"
+    )
 
     stream_patients, stream_s = 50, 120
     per_second = streaming(days[:stream_patients], stream_s)
-    print(f"streaming: {stream_patients} patients in 1 s chunks: {per_second * 1000:.1f} ms CPU "
-          f"per second of data (target < 10 ms)")
+    print(
+        f"streaming: {stream_patients} patients in 1 s chunks: {per_second * 1000:.1f} ms CPU "
+        f"per second of data (target < 10 ms)"
+    )
 
 
 if __name__ == "__main__":
