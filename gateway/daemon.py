@@ -30,6 +30,7 @@ from devices.protocols.reading import Metric
 from gateway.config import Config
 from gateway.ingest import Ingest
 from gateway.notify import Notifier
+from gateway.reminders import send_due_reminders
 from gateway.store import Patient, ReadingRow, Store
 from sync.payload import OutboxMessage, OutboxRow, alert_event_message
 from sync.publisher import BrokerSettings, Publisher
@@ -195,6 +196,25 @@ class Daemon:
             if since_refresh_s >= BINDINGS_REFRESH_S:
                 since_refresh_s = 0.0
                 await self._refresh_patients()
+                await self._send_reminders()
+
+    async def _send_reminders(self) -> None:
+        """Re-notify unacknowledged alerts and escalate the ones that escalate."""
+        try:
+            produced = await self.worker.call(
+                send_due_reminders, self.worker.store, self.clock.now_s(), self._message
+            )
+        except sqlite3.Error as exc:
+            log.error("cannot record alert reminders (%s); trying again shortly", exc)
+            return
+        self._announce(produced)
+
+    def _announce(self, produced: list[tuple[Alert, AlertEventKind]]) -> None:
+        if self.observer is not None:
+            for alert, kind in produced:
+                self.observer.on_alert(alert, kind, self.clock.now_s())
+        if produced and self.publisher is not None:
+            self.publisher.wakeup.set()
 
     async def _refresh_patients(self) -> None:
         patients = await self.worker.call(self.worker.store.list_patients)
@@ -242,10 +262,7 @@ class Daemon:
         _log_committed(pending.rows, produced)
         if self.observer is not None:
             self.observer.on_rows(pending.rows)
-            for alert, kind in produced:
-                self.observer.on_alert(alert, kind, self.clock.now_s())
-        if produced and self.publisher is not None:
-            self.publisher.wakeup.set()
+        self._announce(produced)
 
     def _detect(
         self, rows: Sequence[ReadingRow]

@@ -66,11 +66,15 @@ class Store:
         self.gateway_id = gateway_id
 
     @classmethod
-    def open(cls, path: Path, gateway_id: str) -> Store:
-        """Open (creating and migrating as needed) the database at `path`."""
+    def open(
+        cls, path: Path, gateway_id: str, connect: Callable[[Path], Any] | None = None
+    ) -> Store:
+        """Open (creating and migrating as needed) the database at `path`. `connect` makes
+        the DB-API connection (default: the sqlite3 module in autocommit mode); the power-cut
+        tests pass one that runs SQLite over a crash-simulating VFS."""
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            conn = (connect or _connect)(path)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the database {path}: {exc}") from exc
         db = sqlite_utils.Database(conn)
@@ -152,6 +156,13 @@ class Store:
         rows = self.db.query("SELECT device_id, patient_id FROM bindings WHERE end_s IS NULL")
         return {row["device_id"]: row["patient_id"] for row in rows}
 
+    def binding_start_s(self, device_id: str) -> float | None:
+        """When the open binding of `device_id` started (None: not bound)."""
+        row = self.db.execute(
+            "SELECT max(start_s) FROM bindings WHERE device_id = ? AND end_s IS NULL", [device_id]
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
     # -- the batch: readings, alert events, detector state, in one transaction ---------------
 
     def write_batch(
@@ -214,7 +225,7 @@ class Store:
             alert = dataclasses.replace(live, status=status)
         if kind is None:
             return None
-        self._record_event(alert, kind, event.ts_s, event.stats, make_message)
+        self.record_event(alert, kind, event.ts_s, event.stats, make_message)
         return alert, kind
 
     def ack(
@@ -231,7 +242,7 @@ class Store:
                 "UPDATE alerts SET acked_s = ?, acked_by = ? WHERE id = ?",
                 [now_s, acked_by, alert.id],
             )
-            self._record_event(alert, kind, now_s, {}, make_message)
+            self.record_event(alert, kind, now_s, {}, make_message)
         return alert
 
     def _find_alert(self, alert_ref: str) -> Alert:
@@ -242,7 +253,7 @@ class Store:
             raise StoreError(f"no alert {alert_ref!r}; see `pulsegate alerts`")
         if len(rows) > 1:
             raise StoreError(f"{alert_ref!r} matches {len(rows)} alerts; give more of the id")
-        return self._alert(rows[0])
+        return self.alert_from_row(rows[0])
 
     def _live_alert(self, patient_id: str, rule: RuleId) -> Alert | None:
         rows = list(
@@ -252,7 +263,7 @@ class Store:
                 [patient_id, rule.value],
             )
         )
-        return self._alert(rows[0]) if rows else None
+        return self.alert_from_row(rows[0]) if rows else None
 
     def _insert_alert(self, alert: Alert, now_s: float) -> None:
         self.db.execute(
@@ -272,7 +283,7 @@ class Store:
             ],
         )
 
-    def _record_event(
+    def record_event(
         self,
         alert: Alert,
         kind: AlertEventKind,
@@ -297,7 +308,7 @@ class Store:
             [int(message.priority), message.topic, message.message_id, message.payload, ts_s],
         )
 
-    def _alert(self, row: dict[str, Any]) -> Alert:
+    def alert_from_row(self, row: dict[str, Any]) -> Alert:
         return Alert(
             id=row["id"],
             gateway_id=self.gateway_id,
@@ -362,6 +373,10 @@ class Store:
 
     def count(self, table: str) -> int:
         return self.db[table].count
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(path, isolation_level=None, check_same_thread=False)
 
 
 def _patient(row: dict[str, Any]) -> Patient:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from alerts.engine import RuleEvent, Transition
 from alerts.lifecycle import Alert, AlertEventKind, AlertStatus
 from alerts.rules import Priority, Profile, RuleId, Tier
 from gateway.migrations import MIGRATIONS
+from gateway.reminders import send_due_reminders
 from gateway.store import Patient, ReadingRow, Store, StoreError
 from sync.payload import OutboxMessage, alert_event_message
 
@@ -135,3 +137,19 @@ def test_binding_needs_an_existing_patient(store: Store) -> None:
         store.bind("dev-1", "nobody", 1.0)
     store.bind("dev-1", "p-1", 1.0)
     assert store.current_bindings() == {"dev-1": "p-1"}
+
+
+def test_reminders_renotify_and_escalate_with_outbox_rows(store: Store) -> None:
+    s3 = RuleEvent(RuleId.S3, Transition.ONSET, 0, Priority.MEDIUM, False, {})
+    store.write_batch([], [(PATIENT, event(Transition.ONSET, 0)), (PATIENT, s3)], {}, message, 0.0)
+    assert send_due_reminders(store, 299.0, message) == []
+    kinds = {(a.rule, k) for a, k in send_due_reminders(store, 300.0, message)}
+    assert kinds == {(RuleId.S1, AlertEventKind.RENOTIFIED)}  # HIGH in red: every 5 min
+    escalated = send_due_reminders(store, 4 * 3600.0, message)
+    assert (RuleId.S3, AlertEventKind.ESCALATED) in {(a.rule, k) for a, k in escalated}
+    rows = store.list_alerts(open_only=True)
+    assert {r["rule"]: r["priority"] for r in rows}["S3"] == "HIGH"
+    store.ack(store.list_alerts()[0]["id"], "dr", 4 * 3600.0 + 1, message)
+    outbox_kinds = [json.loads(r.payload)["event"] for r in store.pending_messages(50)]
+    assert outbox_kinds.count("renotified") >= 2
+    assert "escalated" in outbox_kinds
