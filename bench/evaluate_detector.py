@@ -39,6 +39,8 @@ from alerts.odi import (  # noqa: E402
     preprocess,
     seconds_below,
 )
+from alerts.replay import replay  # noqa: E402
+from alerts.rules import Profile, Tier  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "clinical"
 UBICOMP_COLUMNS = ("SpO2 1", "SpO2 2", "SpO2 3", "SpO2 4", "SpO2 5")
@@ -169,17 +171,80 @@ def time_scan() -> None:
     )
 
 
+def read_ubicomp_pairs(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(SpO2, PI) per oximeter of the 1 Hz CSV; missing cells and the text row are NaN."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if (row.get("SpO2 1") or "").strip()]
+
+    def column(name: str) -> np.ndarray:
+        return np.array([float(row[name]) if row[name].strip() else np.nan for row in rows])
+
+    return {f"SpO2 {i}": (column(f"SpO2 {i}"), column(f"PI {i}")) for i in (1, 2, 4, 5)}
+
+
+def report_alert_latency(path: Path) -> None:
+    """Seconds from the first reading at or below the S2 limit (92 %; red: 93 %) to the S2
+    alert, and from the first reading <= 88 % to S1, per tier."""
+    print(f"== alert latency on {path.name} (replay of the live rules, 1 Hz)")
+    for name, (spo2, pi) in read_ubicomp_pairs(path).items():
+        samples = []
+        for second, (value, perfusion) in enumerate(zip(spo2, pi, strict=True)):
+            usable = None if np.isnan(value) or value == 0 else float(value)
+            samples.append((float(second), "spo2_percent", usable, 0))
+            if not np.isnan(perfusion):
+                samples.append((float(second), "pi_percent", float(perfusion), 0))
+        first_88 = int(np.flatnonzero(spo2 <= 88)[0])
+        for tier in Tier:
+            s2_limit = 93 if tier is Tier.RED else 92
+            first_92 = int(np.flatnonzero(spo2 <= s2_limit)[0])
+            onsets: dict[str, float] = {}
+            for event in replay(samples, tier, Profile.DEFAULT):
+                onsets.setdefault(event.rule.value, event.at_s)
+            s2 = onsets.get("S2")
+            s1 = onsets.get("S1")
+            print(
+                f"  {name} {tier.value:<6}: first <= {s2_limit} % at {first_92} s, S2 at "
+                f"{'-' if s2 is None else f'{s2:.0f} s (+{s2 - first_92:.0f} s)'}; "
+                f"first <= 88 % at {first_88} s, S1 at "
+                f"{'-' if s1 is None else f'{s1:.0f} s (+{s1 - first_88:.0f} s)'}; "
+                f"rules raised: {', '.join(sorted(onsets)) or 'none'}"
+            )
+
+
+def report_mimic_alerts(directory: Path) -> None:
+    """The live rules replayed on the MIMIC numerics: probe-off (SpO2 = 0) must not become
+    hypoxaemia."""
+    print(f"== live rules on {directory.name} (minute values held for 60 s)")
+    for record in MIMIC_RECORDS:
+        _, signals = read_mimic(directory, record)
+        spo2 = np.repeat(signals["SpO2"], SECONDS_PER_MINUTE)
+        samples = [
+            (float(i), "spo2_percent", None if np.isnan(v) or v <= 0 else float(v), 0)
+            for i, v in enumerate(spo2)
+        ]
+        timeline = replay(samples, Tier.RED, Profile.DEFAULT)
+        raised = [e for e in timeline if e.event.value == "raised"]
+        during_zero = [e for e in raised if spo2[int(e.at_s)] <= 0 and e.rule.value != "Q1"]
+        print(
+            f"  {record}: {int((spo2 <= 0).sum() // 60)} min SpO2 = 0; raised "
+            f"{', '.join(f'{e.rule.value}@{e.at_s / 60:.0f}min' for e in raised) or 'nothing'}; "
+            f"hypoxaemia alerts raised inside probe-off: {len(during_zero)}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the clinical data folder")
     args = parser.parse_args()
     report_ubicomp(args.data / "hypoxia_fio2_ubicomp" / "100001.csv")
+    report_alert_latency(args.data / "hypoxia_fio2_ubicomp" / "100001.csv")
     try:
         import wfdb  # noqa: F401, PLC0415
     except ImportError:
         print("MIMIC numerics skipped: install the bench extra (pip install -e '.[bench]')")
     else:
         report_mimic(args.data / "mimic2_numerics_wfdb")
+        report_mimic_alerts(args.data / "mimic2_numerics_wfdb")
     time_scan()
 
 
