@@ -11,11 +11,20 @@ from typing import Any
 import numpy as np
 
 from alerts.events import RuleEvent, Transition
+from alerts.news2 import News2Rule, Parameter
 from alerts.rules import Channel, Profile, RuleId, Tier, WindowRule, window_rules
-from alerts.spot import TemperatureReading, TemperatureRules
+from alerts.spot import TemperatureReading, TemperatureRules, axillary_equivalent_c
 from alerts.threshold import TRIGGERS, BoolArray, ChannelCounts, FloatArray, RuleTrace, evaluate
 
 __all__ = ["PatientDetector", "RuleEvent", "Transition"]
+
+NEWS2_EVERY_S = 60
+ORAL_FROM_AXILLARY_C = 0.4  # NEWS2 bands are for oral/tympanic readings
+_NEWS2_CHANNELS = {
+    Channel.SPO2: Parameter.SPO2,
+    Channel.PULSE: Parameter.PULSE,
+    Channel.RESP: Parameter.RESP_RATE,
+}
 
 
 @dataclass(slots=True)
@@ -40,17 +49,42 @@ class PatientDetector:
     tails: dict[Channel, FloatArray] = field(default_factory=dict)
     rule_states: dict[RuleId, _RuleState] = field(default_factory=dict)
     temperature: TemperatureRules | None = None
+    news2: News2Rule | None = None
 
     def __post_init__(self) -> None:
         if not self.rules:
             self.rules = window_rules(self.tier, self.profile)
         if self.temperature is None:
             self.temperature = TemperatureRules(self.tier)
+        if self.news2 is None:
+            self.news2 = News2Rule(self.tier, self.profile)
 
     def step_temperatures(self, readings: Iterable[TemperatureReading]) -> list[RuleEvent]:
-        """Temperature rule events for spot readings (time order)."""
-        assert self.temperature is not None
-        return self.temperature.step(readings)
+        """Temperature rule events for spot readings (time order), and NEWS2 with them."""
+        assert self.temperature is not None and self.news2 is not None
+        readings = list(readings)
+        events = self.temperature.step(readings)
+        observations = [
+            (ts_s, Parameter.TEMP, axillary_c + ORAL_FROM_AXILLARY_C)
+            for ts_s, temp_c, site in readings
+            if (axillary_c := axillary_equivalent_c(temp_c, site)) is not None
+        ]
+        return events + self.news2.step(observations)
+
+    def _news2_observations(
+        self, history: dict[Channel, FloatArray], new: int, start_s: int
+    ) -> list[RuleEvent]:
+        """NEWS2 sees the value at each whole minute (one observation a minute)."""
+        assert self.news2 is not None
+        first = (-start_s) % NEWS2_EVERY_S
+        observations = []
+        for i in range(first, new, NEWS2_EVERY_S):
+            for channel, parameter in _NEWS2_CHANNELS.items():
+                series = history[channel]
+                value = float(series[len(series) - new + i])
+                if not np.isnan(value):
+                    observations.append((float(start_s + i), parameter, value))
+        return self.news2.step(observations)
 
     @property
     def tail_len(self) -> int:
@@ -85,6 +119,7 @@ class PatientDetector:
             suppressed = np.logical_or.reduce(suppressors) if suppressors else None
             rule_events, active[rule.rule] = self._step_rule(rule, counts, new, start_s, suppressed)
             events.extend(rule_events)
+        events += self._news2_observations(history, new, start_s)
         events.sort(key=lambda e: (e.ts_s, e.rule))
         self.tails = {ch: values[len(values) - self.tail_len :] for ch, values in history.items()}
         self.next_slot_s = start_s + new
@@ -145,6 +180,7 @@ class PatientDetector:
                 for rule, state in self.rule_states.items()
             },
             "temperature": self.temperature.to_json() if self.temperature else {},
+            "news2": self.news2.to_json() if self.news2 else {},
         }
 
     @classmethod
@@ -153,6 +189,7 @@ class PatientDetector:
         state. State from an older version without `tails` is dropped (history restarts)."""
         detector = cls(tier, profile, next_slot_s=data.get("next_slot_s"))
         detector.temperature = TemperatureRules.from_json(data.get("temperature", {}), tier)
+        detector.news2 = News2Rule.from_json(data.get("news2", {}), tier, profile)
         for name, values in data.get("tails", {}).items():
             if name in Channel.__members__.values():
                 tail = np.array([np.nan if v is None else v for v in values], dtype=float)

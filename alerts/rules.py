@@ -49,6 +49,7 @@ class RuleId(StrEnum):
     T1 = "T1"  # fever
     T2 = "T2"  # high fever
     T4 = "T4"  # hypothermia
+    N1 = "N1"  # NEWS2 aggregate
 
 
 class Channel(StrEnum):
