@@ -4,6 +4,7 @@ data in any chunks gives the same events as one batch. No clock, no I/O.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +89,7 @@ class PatientDetector:
 
     @property
     def tail_len(self) -> int:
-        return max(rule.history_s for rule in self.rules) - 1
+        return _tail_len(self.rules)
 
     def step(self, start_s: int, channels: Mapping[Channel, FloatArray]) -> list[RuleEvent]:
         """Consume samples for seconds start_s, start_s+1, ... of every channel (all the same
@@ -202,6 +203,11 @@ class PatientDetector:
                         bool(active), int(clear_run_s), float(rest[0]) if rest else 0.0
                     )
         return detector
+
+
+@functools.cache
+def _tail_len(rules: tuple[WindowRule, ...]) -> int:
+    return max(rule.history_s for rule in rules) - 1
 
 
 def _new_samples(

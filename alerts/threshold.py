@@ -61,16 +61,16 @@ class Counts:
 
 
 def _indicator(history: FloatArray, op: str, value: float) -> BoolArray:
-    """Where `history op value` holds (NaN never does; "valid" means not NaN)."""
-    with np.errstate(invalid="ignore"):
-        if op == "valid":
-            return np.asarray(~np.isnan(history), dtype=np.bool_)
-        if op == "<=":
-            return np.asarray(history <= value, dtype=np.bool_)
-        if op == "<":
-            return np.asarray(history < value, dtype=np.bool_)
-        if op == "==":
-            return np.asarray(history == value, dtype=np.bool_)
+    """Where `history op value` holds (NaN never does; "valid" means not NaN). Comparisons
+    with NaN are simply False in numpy: no floating-point warning to silence."""
+    if op == "valid":
+        return np.asarray(~np.isnan(history), dtype=np.bool_)
+    if op == "<=":
+        return np.asarray(history <= value, dtype=np.bool_)
+    if op == "<":
+        return np.asarray(history < value, dtype=np.bool_)
+    if op == "==":
+        return np.asarray(history == value, dtype=np.bool_)
     raise ValueError(f"unknown predicate {op!r}")
 
 
