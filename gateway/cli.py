@@ -23,6 +23,7 @@ from gateway.config import Config, ConfigError, load_config
 from gateway.console import ConsoleReporter
 from gateway.daemon import Daemon, DeviceSource, StoreWorker
 from gateway.decode_cli import convert, decode
+from gateway.hub_cli import hub
 from gateway.ingest import Ingest
 from gateway.replay_cli import replay_command
 from gateway.store import Patient, Store, StoreError
@@ -304,4 +305,5 @@ def patients_list(ctx: click.Context) -> None:
 
 main.add_command(decode)
 main.add_command(convert)
+main.add_command(hub)
 main.add_command(replay_command)

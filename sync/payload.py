@@ -21,9 +21,11 @@ Payload schema (version 1), one JSON object per message:
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import IntEnum
+from enum import IntEnum, StrEnum
+from typing import Any
 
 from alerts.lifecycle import Alert, AlertEventKind, message_id
 
@@ -100,3 +102,190 @@ def alert_event_message(
         event_id,
         json.dumps(body, separators=(",", ":"), sort_keys=True),
     )
+
+
+# --- Gateway status, acknowledgements, subscriptions (see README "Township hub") -------------
+#
+# Status (retained, QoS 1) on <prefix>/<site>/<gateway>/status: the birth message on connect,
+# the same topic as the Last Will (the broker publishes it when the box vanishes without a
+# DISCONNECT), and a graceful "offline" on shutdown:
+#   schema, kind "status", message_id, gateway, site
+#   state           online | offline
+#   will            true only in the Last Will (the broker lost the box)
+#   event_time      ISO 8601 UTC; a Last Will carries the time of the connect it was set at
+#   synced_through  ISO 8601 UTC or null: every outbox message with an event time up to this
+#                   was acknowledged by the broker (the last-synced watermark)
+#   backlog         messages waiting in the box's outbox, or null when unknown
+#
+# Acknowledgement (hub -> gateway, QoS 1, not retained) on <prefix>/<site>/<gateway>/ack:
+#   schema, kind "ack", message_id (of this ack: the gateway de-duplicates on it),
+#   alert_id, gateway, site, acked_by (a staff id, never a patient's name), acked_at (ISO UTC)
+
+_SYNC_NAMESPACE = uuid.UUID("40c513a1-1b5d-4bb4-8afe-bf50b84b2fd4")
+STATUS_LEAF = "status"
+ACK_LEAF = "ack"
+ALERTS_LEAF = "alerts"
+
+
+class PayloadError(ValueError):
+    """A received payload or topic that does not follow the schema (the message says why)."""
+
+
+class GatewayState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"
+
+
+def status_topic(prefix: str, site: str, gateway_id: str) -> str:
+    return f"{prefix}/{site}/{gateway_id}/{STATUS_LEAF}"
+
+
+def ack_topic(prefix: str, site: str, gateway_id: str) -> str:
+    return f"{prefix}/{site}/{gateway_id}/{ACK_LEAF}"
+
+
+def topic_filter(prefix: str, leaf: str) -> str:
+    """Every gateway's `leaf` topic, e.g. pulsegate/+/+/alerts."""
+    return f"{prefix}/+/+/{leaf}"
+
+
+def shared_filter(group: str, topic_filter_: str) -> str:
+    """An MQTT v5 shared subscription: the broker hands each message to one group member."""
+    return f"$share/{group}/{topic_filter_}"
+
+
+def split_topic(prefix: str, topic: str) -> tuple[str, str, str]:
+    """(site, gateway, leaf) of `<prefix>/<site>/<gateway>/<leaf>`; PayloadError otherwise."""
+    parts = topic.split("/")
+    head = prefix.split("/")
+    if len(parts) != len(head) + 3 or parts[: len(head)] != head or not all(parts[-3:]):
+        raise PayloadError(f"topic {topic!r} is not {prefix}/<site>/<gateway>/<leaf>")
+    return parts[-3], parts[-2], parts[-1]
+
+
+def _dumps(body: dict[str, Any]) -> str:
+    return json.dumps(body, separators=(",", ":"), sort_keys=True)
+
+
+def status_message(
+    prefix: str,
+    site: str,
+    gateway_id: str,
+    state: GatewayState,
+    ts_s: float,
+    *,
+    synced_through_s: float | None,
+    backlog: int | None,
+    will: bool = False,
+) -> OutboxMessage:
+    """A birth / offline / Last Will message (publish it retained, QoS 1)."""
+    event_id = str(
+        uuid.uuid5(_SYNC_NAMESPACE, f"status/{site}/{gateway_id}/{state}/{will}/{ts_s:.3f}")
+    )
+    body = {
+        "schema": SCHEMA_VERSION,
+        "message_id": event_id,
+        "kind": "status",
+        "gateway": gateway_id,
+        "site": site,
+        "state": state.value,
+        "will": will,
+        "event_time": iso_utc(ts_s),
+        "synced_through": None if synced_through_s is None else iso_utc(synced_through_s),
+        "backlog": backlog,
+    }
+    return OutboxMessage(
+        OutboxPriority.STATUS, status_topic(prefix, site, gateway_id), event_id, _dumps(body)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AckCommand:
+    """An acknowledgement sent down by the hospital."""
+
+    message_id: str
+    alert_id: str
+    gateway: str
+    site: str
+    acked_by: str
+    acked_at_s: float
+
+
+def ack_message(
+    prefix: str, site: str, gateway_id: str, alert_id: str, acked_by: str, acked_at_s: float
+) -> OutboxMessage:
+    """The downlink message acknowledging `alert_id` on its gateway."""
+    event_id = str(uuid.uuid5(_SYNC_NAMESPACE, f"ack/{alert_id}/{acked_by}/{acked_at_s:.3f}"))
+    body = {
+        "schema": SCHEMA_VERSION,
+        "message_id": event_id,
+        "kind": "ack",
+        "alert_id": alert_id,
+        "gateway": gateway_id,
+        "site": site,
+        "acked_by": acked_by,
+        "acked_at": iso_utc(acked_at_s),
+    }
+    return OutboxMessage(
+        OutboxPriority.ALERT, ack_topic(prefix, site, gateway_id), event_id, _dumps(body)
+    )
+
+
+def parse_ack(payload: bytes | str) -> AckCommand:
+    """The acknowledgement in a downlink payload; PayloadError if it is not one."""
+    body = load_object(payload)
+    if body.get("kind") != "ack":
+        raise PayloadError(f"kind {body.get('kind')!r} is not 'ack'")
+    return AckCommand(
+        message_id=text_field(body, "message_id"),
+        alert_id=text_field(body, "alert_id"),
+        gateway=text_field(body, "gateway"),
+        site=text_field(body, "site"),
+        acked_by=text_field(body, "acked_by"),
+        acked_at_s=time_field(body, "acked_at"),
+    )
+
+
+MAX_TEXT_CHARS = 128
+
+
+def load_object(payload: bytes | str) -> dict[str, Any]:
+    """A schema-1 JSON object; PayloadError for anything else."""
+    try:
+        body = json.loads(payload.decode() if isinstance(payload, bytes) else payload)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise PayloadError(f"not UTF-8 JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise PayloadError("not a JSON object")
+    if body.get("schema") != SCHEMA_VERSION:
+        raise PayloadError(f"schema {body.get('schema')!r} is not {SCHEMA_VERSION}")
+    return body
+
+
+def text_field(body: dict[str, Any], name: str, *, required: bool = True) -> str:
+    """A non-empty printable string field of at most MAX_TEXT_CHARS characters."""
+    value = body.get(name)
+    if value is None and not required:
+        return ""
+    if (
+        not isinstance(value, str)
+        or not value
+        or len(value) > MAX_TEXT_CHARS
+        or not value.isprintable()
+    ):
+        raise PayloadError(f"{name}: expected a printable string of 1-{MAX_TEXT_CHARS} characters")
+    return value
+
+
+def time_field(body: dict[str, Any], name: str) -> float:
+    """An ISO 8601 UTC time field as epoch seconds."""
+    value = body.get(name)
+    if not isinstance(value, str):
+        raise PayloadError(f"{name}: expected an ISO 8601 UTC time")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise PayloadError(f"{name}: {value!r} is not an ISO 8601 time") from exc
+    if parsed.tzinfo is None:
+        raise PayloadError(f"{name}: {value!r} has no time zone")
+    return parsed.timestamp()

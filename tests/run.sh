@@ -5,10 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# mosquitto: the real broker of the MQTT tests; systemd: systemd-analyze checks the unit.
+# mosquitto: the real broker of the MQTT tests; systemd: systemd-analyze checks the unit;
+# postgresql: the hub's tests start a throwaway cluster of their own (initdb + pg_ctl).
 missing=""
 command -v mosquitto >/dev/null 2>&1 || missing="$missing mosquitto"
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 if [ -n "$missing" ]; then
     echo "== installing$missing"
     SUDO=""
