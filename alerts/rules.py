@@ -50,6 +50,11 @@ class RuleId(StrEnum):
     T2 = "T2"  # high fever
     T4 = "T4"  # hypothermia
     N1 = "N1"  # NEWS2 aggregate
+    S5 = "S5"  # drop from the personal SpO2 baseline (day level)
+    S6 = "S6"  # nightly oximetry summary (night level)
+    H3 = "H3"  # resting-HR rise (night level)
+    T3 = "T3"  # persistent high fever (day level)
+    T5 = "T5"  # wearable skin-temperature trend (night level)
 
 
 class Channel(StrEnum):

@@ -3,7 +3,9 @@
 Each patient follows a scenario (a pure function of the seconds since the start) and wears a
 BerryMed BCI oximeter (5-byte frames, several per notification, sometimes split across two
 notifications as BLE links do) and a Health Thermometer that indicates a reading a minute.
-The daemon decodes these bytes exactly as it decodes hardware.
+The daemon decodes these bytes exactly as it decodes hardware. A scenario repeats every
+`SCENARIO_CYCLE_S`, and a restarted simulation continues where the patient's scenario was (its
+origin is when the device was bound), as a real patient does while the gateway is down.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ DESAT_BASELINE_PERCENT, DESAT_NADIR_PERCENT = 96.5, 86.0
 FEVER_START_S, FEVER_PEAK_S = 60, 480
 FEVER_BASELINE_C, FEVER_PEAK_C = 36.8, 39.3
 PROBE_OFF_START_S, PROBE_OFF_END_S = 120, 240
+SCENARIO_CYCLE_S = 1200  # every scenario starts again after 20 minutes
 
 
 def _ramp(t_s: float, t0_s: float, t1_s: float, v0: float, v1: float) -> float:
@@ -126,15 +129,21 @@ def oximeter_bytes(vitals: Vitals, rng: random.Random) -> list[bytes]:
 
 
 async def run_patient(
-    patient: SimulatedPatient, clock: Clock, sink: BytesSink, seed: int = 0
+    patient: SimulatedPatient,
+    clock: Clock,
+    sink: BytesSink,
+    seed: int = 0,
+    origin_s: float | None = None,
 ) -> None:
-    """Emit the patient's device bytes into `sink` until cancelled."""
-    rng = random.Random(f"{seed}/{patient.patient_id}")
+    """Emit the patient's device bytes into `sink` until cancelled; the scenario's time counts
+    from `origin_s` (default: now)."""
     start_s = clock.now_s()
-    next_temperature_s = 5.0
-    elapsed_s = 0
+    elapsed_s = 0 if origin_s is None else max(0, int(start_s - origin_s))
+    rng = random.Random(f"{seed}/{patient.patient_id}" + (f"/{elapsed_s}" if elapsed_s else ""))
+    start_s -= elapsed_s
+    next_temperature_s = elapsed_s + 5.0
     while True:
-        vitals = vitals_at(patient.scenario, elapsed_s, rng)
+        vitals = vitals_at(patient.scenario, elapsed_s % SCENARIO_CYCLE_S, rng)
         for chunk in oximeter_bytes(vitals, rng):
             await sink(patient.oximeter_id, clock.now_s(), chunk)
         if elapsed_s >= next_temperature_s:

@@ -16,17 +16,22 @@ import click
 
 from alerts.lifecycle import Alert, AlertEventKind
 from alerts.rules import Profile, Tier
-from devices.clock import Clock, ScaledClock, WallClock
+from devices.clock import Clock, ScaledClock
 from devices.simulator import DEMO_PATIENTS, SimulatedPatient, run_patient
+from gateway import box_status
 from gateway.cli_errors import EXIT_USAGE, fail
 from gateway.config import Config, ConfigError, load_config
 from gateway.console import ConsoleReporter
 from gateway.daemon import Daemon, DeviceSource, StoreWorker
 from gateway.decode_cli import convert, decode
+from gateway.devices_cli import devices, link_status_lines, link_statuses
 from gateway.hub_cli import hub
 from gateway.ingest import Ingest
 from gateway.replay_cli import replay_command
+from gateway.salvage import open_checked
+from gateway.sources import build_sources
 from gateway.store import Patient, Store, StoreError
+from gateway.timekeeper import Timekeeper
 from sync.payload import OutboxMessage, alert_event_message
 
 
@@ -36,10 +41,11 @@ def _config(ctx: click.Context) -> Config:
 
 
 @contextmanager
-def _store(ctx: click.Context) -> Iterator[Store]:
+def _store(ctx: click.Context, checked: bool = False) -> Iterator[Store]:
+    """The store; `checked`: integrity-check it first, salvaging a corrupt one (the daemon)."""
     config = _config(ctx)
     try:
-        store = Store.open(config.database_path, config.gateway.id)
+        store = (open_checked if checked else Store.open)(config.database_path, config.gateway.id)
     except StoreError as exc:
         fail(str(exc))
     try:
@@ -109,20 +115,23 @@ def run(
     config = _config(ctx)
     if speed != 1.0 and not simulate:
         fail("--speed only makes sense with --simulate", EXIT_USAGE)
-    with _store(ctx) as store:
-        clock: Clock = WallClock()
+    with _store(ctx, checked=True) as store:
+        box_status.record_start(store, time.time())
+        last_s = store.last_reading_s() or 0.0
+        clock: Clock
         if simulate:
             # Simulated time runs ahead of the wall clock; never start before stored data.
-            last_s = store.last_reading_s() or 0.0
             clock = ScaledClock(speed, start_s=max(time.time(), last_s + 1.0))
+        else:
+            # The system clock may be wrong at boot: the timekeeper flags, then corrects.
+            clock = Timekeeper(not_before_s=last_s)
         ingest = Ingest()
+        worker = StoreWorker(store)
         sources: list[DeviceSource] = []
         if simulate:
             sources = _simulation(store, ingest, clock, seed)
         else:
-            logging.getLogger("pulsegate").warning(
-                "no devices configured; use --simulate to run with simulated patients"
-            )
+            sources = build_sources(config, worker, ingest, clock)
         reporter = None if quiet else ConsoleReporter(click.echo)
         if reporter is not None:
             where = (
@@ -133,7 +142,6 @@ def run(
             click.echo(f"pulsegate {config.gateway.id}: data in {config.database_path}, {where}")
             if simulate:
                 click.echo(f"simulating {len(DEMO_PATIENTS)} patients at {speed:g}x real time")
-        worker = StoreWorker(store)
         daemon = Daemon(config, worker, clock, ingest, sources, reporter)
         asyncio.run(_run_for(daemon, duration))
         worker.shutdown()
@@ -165,13 +173,16 @@ def _simulation(store: Store, ingest: Ingest, clock: Clock, seed: int) -> list[D
             if bindings.get(device_id) != sim.patient_id:
                 store.bind(device_id, sim.patient_id, now_s)
             ingest.add_device(device_id, protocol)
-        sources.append(_source(sim, clock, seed))
+        origin_s = store.binding_start_s(sim.oximeter_id)
+        sources.append(_source(sim, clock, seed, origin_s))
     return sources
 
 
-def _source(sim: SimulatedPatient, clock: Clock, seed: int) -> DeviceSource:
+def _source(
+    sim: SimulatedPatient, clock: Clock, seed: int, origin_s: float | None = None
+) -> DeviceSource:
     async def source(sink: Any) -> None:
-        await run_patient(sim, clock, sink, seed)
+        await run_patient(sim, clock, sink, seed, origin_s)
 
     return source
 
@@ -180,7 +191,8 @@ def _source(sim: SimulatedPatient, clock: Clock, seed: int) -> DeviceSource:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
-    """Devices, last readings, open alerts and the outbox backlog."""
+    """The daemon's uptime, disk use, clock trust and last sync; devices, last readings,
+    open alerts and the outbox backlog."""
     with _store(ctx) as store:
         report: dict[str, Any] = {
             "gateway": _config(ctx).gateway.id,
@@ -190,11 +202,16 @@ def status(ctx: click.Context, as_json: bool) -> None:
             "latest_readings": store.latest_readings(),
             "open_alerts": store.list_alerts(open_only=True),
             "outbox_backlog": sum(store.outbox_backlog().values()),
+            "device_links": link_statuses(store),
+            **box_status.gather(store, _config(ctx)),
         }
+        link_lines = link_status_lines(store)
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))
         return
     click.echo(f"gateway {report['gateway']}  database {report['database']}")
+    for line in box_status.lines(report):
+        click.echo(line)
     click.echo(f"patients: {report['patients']}   outbox backlog: {report['outbox_backlog']}")
     click.echo("devices:")
     for row in report["latest_readings"]:
@@ -204,6 +221,10 @@ def status(ctx: click.Context, as_json: bool) -> None:
             f"  {row['device_id']:<32} {row['patient_id'] or '(unbound)':<20} "
             f"{row['metric']:<14} {value:>6}  {age} ago"
         )
+    if link_lines:
+        click.echo("device links:")
+        for line in link_lines:
+            click.echo(line)
     click.echo(f"open alerts: {len(report['open_alerts'])}")
     for alert in report["open_alerts"]:
         click.echo(_alert_line(alert))
@@ -306,4 +327,5 @@ def patients_list(ctx: click.Context) -> None:
 main.add_command(decode)
 main.add_command(convert)
 main.add_command(hub)
+main.add_command(devices)
 main.add_command(replay_command)

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devices.protocols.catalog import UnknownProtocolError, get_protocol
+from devices.serial_port import SerialPortSpec
+
 DEFAULT_CONFIG_PATH = Path("/etc/pulsegate/pulsegate.toml")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -35,6 +38,8 @@ class GatewayConfig:
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     batch_interval_s: float = 1.0
+    retention_days: float = 7.0  # raw readings; older ones become per-minute summaries
+    max_database_mb: float = 4000.0  # above it the oldest raw readings go first; 0: no limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,20 @@ class MqttConfig:
 @dataclass(frozen=True, slots=True)
 class DetectorConfig:
     lag_s: float = 3.0
+    utc_offset_h: float = 8.0  # local time of the day- and night-level rules (China: +8)
+
+    @property
+    def utc_offset_s(self) -> int:
+        return round(self.utc_offset_h * 3600)
+
+
+@dataclass(frozen=True, slots=True)
+class BleConfig:
+    """The Bluetooth adapter and how patiently links to bound BLE devices are kept."""
+
+    adapter: str = "hci0"
+    scan_timeout_s: float = 10.0
+    silence_timeout_s: float = 15.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +84,8 @@ class Config:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     source: Path | None = None
+    ble: BleConfig = field(default_factory=BleConfig)
+    serial: tuple[SerialPortSpec, ...] = ()
 
     @property
     def database_path(self) -> Path:
@@ -108,7 +129,9 @@ def parse_config(document: dict[str, Any], source: Path | None = None) -> Config
     )
     store = sections.section("store")
     store_config = StoreConfig(
-        batch_interval_s=store.number("batch_interval_s", 1.0, minimum=0.05, maximum=60.0)
+        batch_interval_s=store.number("batch_interval_s", 1.0, minimum=0.05, maximum=60.0),
+        retention_days=store.number("retention_days", 7.0, minimum=1, maximum=3650),
+        max_database_mb=store.number("max_database_mb", 4000.0, minimum=0, maximum=10**7),
     )
     mqtt = sections.section("mqtt")
     mqtt_config = MqttConfig(
@@ -120,10 +143,62 @@ def parse_config(document: dict[str, Any], source: Path | None = None) -> Config
         max_inflight=mqtt.integer("max_inflight", 20, minimum=1, maximum=1000),
     )
     detector = sections.section("detector")
-    detector_config = DetectorConfig(lag_s=detector.number("lag_s", 3.0, minimum=0, maximum=60))
-    for part in (gateway, store, mqtt, detector, sections):
+    detector_config = DetectorConfig(
+        lag_s=detector.number("lag_s", 3.0, minimum=0, maximum=60),
+        utc_offset_h=detector.number("utc_offset_h", 8.0, minimum=-14, maximum=14),
+    )
+    ble = sections.section("ble")
+    ble_config = BleConfig(
+        adapter=ble.identifier("adapter", "hci0"),
+        scan_timeout_s=ble.number("scan_timeout_s", 10.0, minimum=1, maximum=120),
+        silence_timeout_s=ble.number("silence_timeout_s", 15.0, minimum=1, maximum=600),
+    )
+    serial = _serial_devices(sections)
+    for part in (gateway, store, mqtt, detector, ble, sections):
         part.reject_unknown()
-    return Config(gateway_config, store_config, mqtt_config, detector_config, source)
+    return Config(
+        gateway_config,
+        store_config,
+        mqtt_config,
+        detector_config,
+        source,
+        ble=ble_config,
+        serial=serial,
+    )
+
+
+_USB_ID = re.compile(r"^([0-9A-Fa-f]{4}):([0-9A-Fa-f]{4})$")
+
+
+def _serial_devices(sections: _Section) -> tuple[SerialPortSpec, ...]:
+    """The `[[serial]]` tables: one serial device each (id, protocol, port and/or usb)."""
+    devices: list[SerialPortSpec] = []
+    for table in sections.tables("serial"):
+        device_id = table.identifier("id", "")
+        protocol = table.string("protocol", "")
+        try:
+            spec = get_protocol(protocol)
+        except UnknownProtocolError as exc:
+            raise ConfigError(f"{table.key('protocol')}: {exc}") from None
+        if spec.serial is None:
+            raise ConfigError(f"{table.key('protocol')}: {protocol} is not a serial protocol")
+        port = table.string("port", "") or None
+        usb = table.string("usb", "")
+        vid = pid = None
+        if usb:
+            match = _USB_ID.match(usb)
+            if match is None:
+                raise ConfigError(f"{table.key('usb')}: expected VID:PID in hex, e.g. 067b:2303")
+            vid, pid = int(match[1], 16), int(match[2], 16)
+        serial_number = table.string("serial_number", "") or None
+        if port is None and vid is None and serial_number is None:
+            raise ConfigError(f"{table.key('port')}: give port, usb or serial_number")
+        baudrate = table.integer("baudrate", 0, minimum=0, maximum=4_000_000) or None
+        table.reject_unknown()
+        if any(d.device_id == device_id for d in devices):
+            raise ConfigError(f"{table.key('id')}: {device_id!r} is used twice")
+        devices.append(SerialPortSpec(device_id, protocol, port, vid, pid, serial_number, baudrate))
+    return tuple(devices)
 
 
 class _Section:
@@ -140,6 +215,18 @@ class _Section:
     def _get(self, key: str) -> Any:
         self._seen.add(key)
         return self._table.get(key)
+
+    def key(self, key: str) -> str:
+        return self._key(key)
+
+    def tables(self, key: str) -> list[_Section]:
+        """An array of tables (`[[key]]`), each as a section named `key[i]`."""
+        value = self._get(key)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(t, dict) for t in value):
+            raise ConfigError(f"{self._key(key)}: expected tables ([[{self._key(key)}]])")
+        return [_Section(f"{self._key(key)}[{i}]", table) for i, table in enumerate(value)]
 
     def section(self, key: str) -> _Section:
         value = self._get(key)

@@ -26,14 +26,27 @@ from alerts.lifecycle import Alert, AlertEventKind
 from alerts.rules import Profile, Tier
 from alerts.spot import TemperatureReading
 from devices.clock import Clock
-from devices.protocols.reading import Metric
+from devices.protocols.reading import Metric, Quality
+from gateway import retention
 from gateway.config import Config
+from gateway.daily_job import DailyJob
 from gateway.ingest import Ingest
 from gateway.notify import Notifier
 from gateway.reminders import send_due_reminders
-from gateway.store import Patient, ReadingRow, Store
-from sync.payload import OutboxMessage, OutboxRow, alert_event_message
-from sync.publisher import BrokerSettings, Publisher
+from gateway.store import Patient, ReadingRow, Store, StoreError
+from gateway.timekeeper import Timekeeper, shift_rows, shift_stored_readings
+from sync.payload import (
+    GatewayState,
+    OutboxMessage,
+    OutboxRow,
+    PayloadError,
+    ack_topic,
+    alert_event_message,
+    parse_ack,
+    status_message,
+    status_topic,
+)
+from sync.publisher import BrokerSettings, Presence, Publisher
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -102,12 +115,16 @@ class Daemon:
     detectors: dict[str, PatientDetector] = field(default_factory=dict)
     patients: dict[str, Patient] = field(default_factory=dict)
     notifier: Notifier = field(default_factory=Notifier)
+    backlog: int = 0
+    _downlink_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     batches: int = 0
     batches_failed: int = 0
     last_batch_monotonic_s: float = field(default_factory=time.monotonic)
     _unwritten: _Unwritten = field(default_factory=_Unwritten)
+    daily_job: DailyJob = field(init=False)
 
     def __post_init__(self) -> None:
+        self.daily_job = DailyJob(self.config.detector.utc_offset_s, self._message)
         if self.config.mqtt.enabled:
             mqtt = self.config.mqtt
             settings = BrokerSettings(
@@ -117,7 +134,62 @@ class Daemon:
                 keepalive_s=mqtt.keepalive_s,
                 max_inflight=mqtt.max_inflight,
             )
-            self.publisher = Publisher(settings, self.worker)
+            gateway = self.config.gateway
+            presence = Presence(
+                status_topic=status_topic(mqtt.topic_prefix, gateway.site, gateway.id),
+                status_payload=self._status_payload,
+                downlink_topics=(ack_topic(mqtt.topic_prefix, gateway.site, gateway.id),),
+                on_downlink=self._on_downlink,
+            )
+            self.publisher = Publisher(settings, self.worker, presence)
+
+    def _status_payload(self, state: GatewayState, will: bool) -> str:
+        """The retained status message: online / offline, and how far the hospital is synced."""
+        mqtt, gateway = self.config.mqtt, self.config.gateway
+        synced_s = self.publisher.stats.last_ack_s if self.publisher is not None else None
+        message = status_message(
+            mqtt.topic_prefix,
+            gateway.site,
+            gateway.id,
+            state,
+            self.clock.now_s(),
+            synced_through_s=synced_s,
+            backlog=None if will else self.backlog,
+            will=will,
+        )
+        return message.payload
+
+    def _on_downlink(self, topic: str, payload: bytes) -> None:
+        task = asyncio.get_running_loop().create_task(self._apply_ack(topic, payload))
+        self._downlink_tasks.add(task)
+        task.add_done_callback(self._downlink_tasks.discard)
+
+    async def _apply_ack(self, topic: str, payload: bytes) -> None:
+        """An acknowledgement from the hospital: applied like a local one (and echoed up)."""
+        try:
+            command = parse_ack(payload)
+        except PayloadError as exc:
+            log.warning("ignoring a malformed message on %s: %s", topic, exc)
+            return
+        if command.gateway != self.config.gateway.id:
+            log.warning("ignoring an ack for gateway %s on %s", command.gateway, topic)
+            return
+        try:
+            alert = await self.worker.call(
+                self.worker.store.ack,
+                command.alert_id,
+                command.acked_by,
+                command.acked_at_s,
+                self._message,
+            )
+        except StoreError as exc:
+            log.info("ack %s from the hospital not applied: %s", command.message_id, exc)
+            return
+        except sqlite3.Error as exc:
+            log.error("cannot record the hospital's ack of %s: %s", command.alert_id, exc)
+            return
+        log.info("alert %s acknowledged by %s at the hospital", alert.id, command.acked_by)
+        self._announce([(alert, AlertEventKind.ACKED)])
 
     def _message(self, alert: Alert, kind: AlertEventKind, ts_s: float) -> OutboxMessage:
         gateway = self.config.gateway
@@ -131,6 +203,12 @@ class Daemon:
         await self._refresh_patients()
         await self._restore_detectors()
         tasks = [asyncio.create_task(source(self._on_bytes)) for source in self.sources]
+        policy = retention.policy_of(self.config.store)
+        tasks.append(
+            asyncio.create_task(
+                retention.maintain(self.worker, policy, self.clock.now_s, stop, self._clock_trusted)
+            )
+        )
         publisher_task = None
         if self.publisher is not None:
             publisher_task = asyncio.create_task(self.publisher.run(stop))
@@ -146,6 +224,7 @@ class Daemon:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await self.daily_job.stop()
             await self._write_batch(final=True)
             if self.publisher is not None and publisher_task is not None:
                 stop.set()
@@ -183,7 +262,28 @@ class Daemon:
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
 
     async def _on_bytes(self, device_id: str, received_s: float, data: bytes) -> None:
-        self.ingest.on_bytes(device_id, received_s, data)
+        flags = 0 if self._clock_trusted() else int(Quality.CLOCK_UNTRUSTED)
+        self.ingest.on_bytes(device_id, received_s, data, flags)
+
+    def _clock_trusted(self) -> bool:
+        return not isinstance(self.clock, Timekeeper) or self.clock.trusted
+
+    async def _observe_clock(self) -> None:
+        """When the clock has just become trusted, move what was stamped before onto the
+        corrected time line: readings in memory and stored, and the detectors' position."""
+        if not isinstance(self.clock, Timekeeper) or (fix := self.clock.observe()) is None:
+            return
+        self.ingest.retime(fix.shift_s, int(Quality.CLOCK_UNTRUSTED))
+        self._unwritten.rows[:] = shift_rows(self._unwritten.rows, fix)
+        for detector in self.detectors.values():
+            if detector.next_slot_s is not None:
+                detector.next_slot_s += fix.shift_s
+        try:
+            await self.worker.call(
+                shift_stored_readings, self.worker.store, fix, self.clock.now_s()
+            )
+        except sqlite3.Error as exc:
+            log.error("stored readings keep their uncorrected times (flagged): %s", exc)
 
     async def _batch_loop(self, stop: asyncio.Event) -> None:
         interval_s = self.config.store.batch_interval_s
@@ -191,12 +291,15 @@ class Daemon:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
-            await self._write_batch(final=stop.is_set())
+            await self._observe_clock()
+            await self._write_batch()  # the final flush comes after the sources stopped
             since_refresh_s += interval_s
             if since_refresh_s >= BINDINGS_REFRESH_S:
                 since_refresh_s = 0.0
                 await self._refresh_patients()
                 await self._send_reminders()
+            if not stop.is_set():  # the day- and night-level rules, once a minute at most
+                self._announce(self.daily_job.tick(self.worker, self.clock.now_s()))
 
     async def _send_reminders(self) -> None:
         """Re-notify unacknowledged alerts and escalate the ones that escalate."""
@@ -217,6 +320,8 @@ class Daemon:
             self.publisher.wakeup.set()
 
     async def _refresh_patients(self) -> None:
+        backlog = await self.worker.call(self.worker.store.outbox_backlog)
+        self.backlog = sum(backlog.values())
         patients = await self.worker.call(self.worker.store.list_patients)
         self.patients = {p.id: p for p in patients}
         self.ingest.bindings = await self.worker.call(self.worker.store.current_bindings)

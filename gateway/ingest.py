@@ -26,6 +26,7 @@ class _Bucket:
     values: list[float] = field(default_factory=list)
     quality: int = 0
     missing_quality: int = 0
+    flags: int = 0  # added by the gateway (e.g. CLOCK_UNTRUSTED), whatever the value
     site: str | None = None
 
 
@@ -51,8 +52,9 @@ class Ingest:
             device_id, protocol, get_protocol(protocol).new_decoder()
         )
 
-    def on_bytes(self, device_id: str, received_s: float, data: bytes) -> int:
-        """Decode bytes that `device_id` sent at `received_s`; returns how many readings."""
+    def on_bytes(self, device_id: str, received_s: float, data: bytes, flags: int = 0) -> int:
+        """Decode bytes that `device_id` sent at `received_s`; returns how many readings.
+        `flags` (Quality bits, e.g. CLOCK_UNTRUSTED) are added to every reading's quality."""
         device = self.devices[device_id]
         device.last_seen_s = received_s
         try:
@@ -63,10 +65,10 @@ class Ingest:
                 log.warning("%s: %s (%d so far)", device_id, exc, device.decode_errors)
             return 0
         for reading in readings:
-            self._add(device_id, received_s, reading)
+            self._add(device_id, received_s, reading, flags)
         return len(readings)
 
-    def _add(self, device_id: str, received_s: float, reading: Reading) -> None:
+    def _add(self, device_id: str, received_s: float, reading: Reading, flags: int = 0) -> None:
         ts_s = reading.device_time_s if reading.device_time_s is not None else received_s
         bucket = self._buckets[(device_id, reading.metric.value, math.floor(ts_s))]
         if reading.value is None or reading.quality & INVALIDATING:
@@ -74,8 +76,17 @@ class Ingest:
         else:
             bucket.values.append(reading.value)
             bucket.quality |= int(reading.quality)
+        bucket.flags |= flags
         if reading.site is not None:
             bucket.site = reading.site.value
+
+    def retime(self, shift_s: int, flag: int) -> None:
+        """Move every pending second by `shift_s` and clear `flag` (a clock correction)."""
+        moved: dict[tuple[str, str, int], _Bucket] = defaultdict(_Bucket)
+        for (device_id, metric, second), bucket in self._buckets.items():
+            bucket.flags &= ~flag
+            moved[(device_id, metric, second + shift_s)] = bucket
+        self._buckets = moved
 
     def drain(self, before_s: float) -> list[ReadingRow]:
         """Rows for every second that ended before `before_s`, one per device and metric."""
@@ -96,7 +107,7 @@ class Ingest:
                     device_id,
                     metric,
                     value,
-                    quality,
+                    quality | bucket.flags,
                     bucket.site,
                 )
             )

@@ -367,9 +367,11 @@ class Store:
         )
 
     def last_reading_s(self) -> float | None:
-        """Time of the newest stored reading."""
-        row = self.db.execute("SELECT max(ts_s) FROM readings").fetchone()
-        return None if row[0] is None else float(row[0])
+        """Time of the newest stored reading (ids are time-ordered: no scan)."""
+        row = self.db.execute(
+            "SELECT ts_s FROM reading_samples ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else float(row[0])
 
     def count(self, table: str) -> int:
         return self.db[table].count

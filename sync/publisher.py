@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,7 +21,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from sync.payload import OutboxRow
+from sync.payload import GatewayState, OutboxRow
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,17 @@ class BrokerSettings:
     max_inflight: int = 20
 
 
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """The gateway's retained status topic (birth on connect, Last Will if the broker loses
+    it, offline on a clean stop) and the downlink topics it listens to."""
+
+    status_topic: str
+    status_payload: Callable[[GatewayState, bool], str]  # (state, is the Last Will)
+    downlink_topics: tuple[str, ...]
+    on_downlink: Callable[[str, bytes], None]  # called on the event loop
+
+
 @dataclass(slots=True)
 class PublisherStats:
     connected: bool = False
@@ -61,9 +72,12 @@ class PublisherStats:
 class Publisher:
     """One MQTT connection that empties the outbox whenever the broker is reachable."""
 
-    def __init__(self, settings: BrokerSettings, outbox: Outbox) -> None:
+    def __init__(
+        self, settings: BrokerSettings, outbox: Outbox, presence: Presence | None = None
+    ) -> None:
         self.settings = settings
         self.outbox = outbox
+        self.presence = presence
         self.stats = PublisherStats()
         self.wakeup = asyncio.Event()
         self._connected = asyncio.Event()
@@ -81,10 +95,21 @@ class Publisher:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
+        self._client.on_message = self._on_message
+        if presence is not None:
+            will = presence.status_payload(GatewayState.OFFLINE, True)
+            self._client.will_set(presence.status_topic, will, qos=1, retain=True)
 
     # paho callbacks run on paho's thread: hand everything to the event loop.
-    def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+    def _on_connect(self, client: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        if not reason.is_failure and self.presence is not None:
+            for topic in self.presence.downlink_topics:
+                client.subscribe(topic, qos=1)
         self._call(self._set_connected, not reason.is_failure, str(reason))
+
+    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
+        if self.presence is not None:
+            self._call(self.presence.on_downlink, message.topic, bytes(message.payload))
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         self._call(self._set_connected, False, str(reason))
@@ -102,6 +127,7 @@ class Publisher:
         if connected:
             self._connected.set()
             log.info("connected to the broker %s:%d", self.settings.host, self.settings.port)
+            self._publish_presence(GatewayState.ONLINE)
         else:
             self._connected.clear()
             if was:
@@ -162,8 +188,20 @@ class Publisher:
         return len(self._inflight)
 
     def close(self) -> None:
+        """Say "offline" (retained; no Last Will then) and disconnect."""
+        if self._connected.is_set():
+            info = self._publish_presence(GatewayState.OFFLINE)
+            if info is not None:
+                with contextlib.suppress(RuntimeError, ValueError):
+                    info.wait_for_publish(timeout=2.0)
         self._client.disconnect()
         self._client.loop_stop()
+
+    def _publish_presence(self, state: GatewayState) -> mqtt.MQTTMessageInfo | None:
+        if self.presence is None:
+            return None
+        payload = self.presence.status_payload(state, False)
+        return self._client.publish(self.presence.status_topic, payload, qos=1, retain=True)
 
     async def _wait(self, stop: asyncio.Event) -> None:
         self.wakeup.clear()

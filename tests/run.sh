@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 missing=""
 command -v mosquitto >/dev/null 2>&1 || missing="$missing mosquitto"
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
+# dbus: the BLE tests run a private dbus-daemon with a fake bluetoothd on it.
+command -v dbus-daemon >/dev/null 2>&1 || missing="$missing dbus"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
 if [ -n "$missing" ]; then
     echo "== installing$missing"

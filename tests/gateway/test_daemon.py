@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from pathlib import Path
 
 from alerts.rules import Profile, Tier
@@ -14,6 +16,14 @@ from gateway.ingest import Ingest
 from gateway.store import Patient, Store
 
 UNLIMITED_PAGES = 1_073_741_823
+
+
+def fill_free_space(store: Store) -> None:
+    """Take the room left in the capped file's pages, so the next batch finds none."""
+    for size in (4096, 512, 64, 8):
+        with contextlib.suppress(sqlite3.OperationalError):
+            while True:
+                store.db.conn.execute("INSERT INTO filler VALUES (zeroblob(?))", [size])
 
 
 async def test_a_full_disk_delays_readings_but_loses_none(tmp_path: Path) -> None:
@@ -39,9 +49,11 @@ async def test_a_full_disk_delays_readings_but_loses_none(tmp_path: Path) -> Non
     running = asyncio.create_task(daemon.run(stop))
     await asyncio.sleep(1.0)
     # SQLite's own "database or disk is full": no page may be added any more.
+    await worker.call(store.db.execute, "CREATE TABLE filler (data BLOB)")
     pages = await worker.call(lambda: store.db.execute("PRAGMA page_count").fetchone()[0])
     await worker.call(store.db.execute, f"PRAGMA max_page_count = {pages}")
-    await asyncio.sleep(3.0)
+    await worker.call(fill_free_space, store)
+    await asyncio.sleep(5.0)  # readings need more than the room left in their last page
     failed = daemon.batches_failed
     await worker.call(store.db.execute, f"PRAGMA max_page_count = {UNLIMITED_PAGES}")
     await asyncio.sleep(1.5)

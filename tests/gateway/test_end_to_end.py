@@ -45,7 +45,7 @@ def query(tmp_path: Path, sql: str) -> list[tuple[Any, ...]]:
 
 
 def is_desat_s1_raised(message: dict[str, Any]) -> bool:
-    return (message["patient"], message["rule"], message["event"]) == (
+    return (message.get("patient"), message.get("rule"), message.get("event")) == (
         DESAT_PATIENT,
         "S1",
         "raised",
@@ -82,7 +82,7 @@ def test_desaturation_alert_reaches_the_broker_exactly_once(
     else:
         assert details["value"] <= 88.0
     assert message["onset_time"].endswith("Z")
-    topics = {topic for topic, m in subscriber.messages if m["alert_id"] == message["alert_id"]}
+    topics = {topic for topic, m in subscriber.messages if m.get("alert_id") == message["alert_id"]}
     assert topics == {"pulsegate/village-1/gw-test/alerts"}
 
     stored = query(
@@ -123,7 +123,9 @@ def test_alerts_wait_in_the_outbox_until_a_broker_is_reachable(
     online = run_daemon(config, "--duration", "6", "--quiet")
     assert online.returncode == 0, online.stderr
     expected = {row[0] for row in waiting}
-    received = subscriber.wait_for(lambda m: m["message_id"] in expected, timeout_s=10)
+    received = subscriber.wait_for(
+        lambda m: m.get("kind") == "alert" and m["message_id"] in expected, timeout_s=10
+    )
     assert {m["message_id"] for m in received} == expected
     assert query(tmp_path, "SELECT count(*) FROM outbox WHERE sent_s IS NULL") == [(0,)]
 

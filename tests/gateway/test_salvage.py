@@ -1,0 +1,232 @@
+"""A corrupt database found at start-up is moved aside and replaced; what must not be lost
+(patients, bindings, unsent alerts and outbox rows, live alerts) is copied into the new one."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from alerts.engine import RuleEvent, Transition
+from alerts.lifecycle import Alert, AlertEventKind
+from alerts.rules import Priority, Profile, RuleId, Tier
+from gateway import salvage as salvage_module
+from gateway.notify import Notifier
+from gateway.salvage import find_corruption, open_checked
+from gateway.store import Patient, ReadingRow, Store, StoreError
+from sync.payload import OutboxMessage, alert_event_message
+
+PATIENTS = [Patient(f"p-{i}", Tier.RED, Profile.DEFAULT) for i in range(3)]
+NOW_S = 1_800_000_000.0
+
+
+def message(alert: Alert, kind: AlertEventKind, ts_s: float) -> OutboxMessage:
+    return alert_event_message("pg", "site", alert, kind, ts_s)
+
+
+def onset(rule: RuleId, ts_s: float, transition: Transition = Transition.ONSET) -> RuleEvent:
+    latching = rule is RuleId.S1
+    return RuleEvent(rule, transition, int(ts_s), Priority.HIGH, latching, {"m": 86.0})
+
+
+def build(path: Path, readings_s: int = 3000) -> Store:
+    """Patients and bindings, then alerts in every state, then many readings (last pages)."""
+    store = Store.open(path, "gw")
+    for patient in PATIENTS:
+        store.add_patient(patient, NOW_S)
+        store.ensure_device(f"ox-{patient.id}", "berrymed-bci", "ble", NOW_S)
+        store.bind(f"ox-{patient.id}", patient.id, NOW_S)
+    p0, p1, p2 = PATIENTS
+    # p0: S2 raised and closed, all sent. p1: S1 raised, resolved (latched), unsent.
+    # p2: S1 open, unsent.
+    store.write_batch([], [(p0, onset(RuleId.S2, NOW_S))], {}, message, NOW_S)
+    store.write_batch(
+        [], [(p0, onset(RuleId.S2, NOW_S + 60, Transition.RESOLVED))], {}, message, NOW_S
+    )
+    store.mark_sent([row.id for row in store.pending_messages(10)], NOW_S + 61)
+    store.write_batch([], [(p1, onset(RuleId.S1, NOW_S + 70))], {}, message, NOW_S)
+    store.write_batch(
+        [], [(p1, onset(RuleId.S1, NOW_S + 90, Transition.RESOLVED))], {}, message, NOW_S
+    )
+    store.write_batch([], [(p2, onset(RuleId.S1, NOW_S + 80))], {"p-2": {"k": 1}}, message, NOW_S)
+    rng = random.Random(1)
+    for start in range(0, readings_s, 100):
+        rows = [
+            ReadingRow(NOW_S + second, p.id, f"ox-{p.id}", "spo2_percent", rng.randint(85, 99), 0)
+            for second in range(start, start + 100)
+            for p in PATIENTS
+        ]
+        store.write_batch(rows, [], {}, message, NOW_S)
+    return store
+
+
+def snapshot(store: Store) -> dict[str, set[str]]:
+    return {
+        "patients": {p.id for p in store.list_patients()},
+        "bindings": {f"{d}>{p}" for d, p in store.current_bindings().items()},
+        "unsent": {row.message_id for row in store.pending_messages(1000)},
+        "live_alerts": {a["id"] for a in store.list_alerts(open_only=True)},
+        "all_alerts": {a["id"] for a in store.list_alerts()},
+    }
+
+
+def pages_of(path: Path, table: str) -> list[int]:
+    with sqlite3.connect(path) as conn:
+        return [
+            row[0]
+            for row in conn.execute(
+                "SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf'", [table]
+            )
+        ]
+
+
+def scribble(path: Path, pages: list[int]) -> None:
+    """Overwrite the middle of each page with garbage, as a failing SD card might."""
+    with sqlite3.connect(path) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    rng = random.Random(7)
+    with path.open("r+b") as file:
+        for page in pages:
+            file.seek((page - 1) * page_size + 100)
+            file.write(rng.randbytes(page_size - 200))
+
+
+def test_a_healthy_database_passes_the_check(tmp_path: Path) -> None:
+    path = tmp_path / "pulsegate.db"
+    build(path, readings_s=200).close()
+    assert find_corruption(path) is None
+    assert find_corruption(tmp_path / "missing.db") is None
+
+
+def test_corrupt_readings_pages_move_the_database_aside_and_keep_what_matters(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "pulsegate.db"
+    store = build(path)
+    before = snapshot(store)
+    store.close()
+    assert (
+        before["unsent"] and before["live_alerts"] and before["all_alerts"] > before["live_alerts"]
+    )
+    readings_pages = pages_of(path, "reading_samples")
+    scribble(path, readings_pages[len(readings_pages) // 3 :: 5])
+    assert find_corruption(path) is not None
+
+    salvaged = open_checked(path, "gw", now_s=NOW_S)
+    try:
+        after = snapshot(salvaged)
+        assert salvaged.db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert salvaged.count("readings") == 0  # raw readings stay in the moved file
+        [(kind, details)] = salvaged.db.execute("SELECT kind, details FROM maintenance_log")
+    finally:
+        salvaged.close()
+    assert after["patients"] == before["patients"]
+    assert after["bindings"] == before["bindings"]
+    assert after["unsent"] == before["unsent"]
+    assert after["live_alerts"] == before["live_alerts"]
+    assert after["all_alerts"] == before["live_alerts"]  # the closed, sent alert is not copied
+    moved = tmp_path / "pulsegate.db.corrupt-20270115T080000Z"
+    assert moved.exists()
+    assert kind == "salvage"
+    assert json.loads(details)["moved_to"] == str(moved)
+    [line] = [r.getMessage() for r in caplog.records if "is corrupt" in r.getMessage()]
+    assert str(moved) in line
+
+
+def test_unreadable_outbox_pages_are_skipped_and_the_rest_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "pulsegate.db"
+    store = build(path, readings_s=0)
+    patient = PATIENTS[0]
+    for i in range(300):  # 300 alerts raised and closed, none sent: many outbox pages
+        ts_s = NOW_S + 1000 + 10 * i
+        store.write_batch([], [(patient, onset(RuleId.S2, ts_s))], {}, message, ts_s)
+        store.write_batch(
+            [], [(patient, onset(RuleId.S2, ts_s + 5, Transition.RESOLVED))], {}, message, ts_s
+        )
+    unsent = {row.message_id: row.payload for row in store.pending_messages(10_000)}
+    store.close()
+    outbox_pages = pages_of(path, "outbox")
+    scribble(path, outbox_pages[len(outbox_pages) // 2 : len(outbox_pages) // 2 + 1])
+
+    salvaged = open_checked(path, "gw", now_s=NOW_S)
+    try:
+        kept = {row.message_id: row.payload for row in salvaged.pending_messages(10_000)}
+    finally:
+        salvaged.close()
+    assert 0 < len(kept) < len(unsent)
+    assert all(unsent[mid] == payload for mid, payload in kept.items())  # nothing garbled
+
+
+def test_a_file_that_is_not_a_database_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "pulsegate.db"
+    path.write_bytes(b"not sqlite at all " * 500)
+    store = open_checked(path, "gw", now_s=NOW_S)
+    store.close()
+    assert (tmp_path / "pulsegate.db.corrupt-20270115T080000Z").read_bytes().startswith(b"not")
+    assert find_corruption(path) is None
+
+
+def test_a_database_that_cannot_be_opened_is_an_error_not_corruption(tmp_path: Path) -> None:
+    path = tmp_path / "pulsegate.db"
+    path.mkdir()
+    with pytest.raises(StoreError, match="cannot"):
+        open_checked(path, "gw")
+    assert path.is_dir() and list(tmp_path.iterdir()) == [path]  # nothing was moved
+
+
+def test_the_daemon_starts_on_a_corrupt_database(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "pulsegate.db").write_bytes(b"\0garbage" * 1000)
+    config = tmp_path / "pulsegate.toml"
+    config.write_text(f'[gateway]\ndata_dir = "{data}"\n')
+    command = [sys.executable, "-m", "gateway", "--config", str(config), "run", "--simulate"]
+    result = subprocess.run(
+        [*command, "--duration", "3", "--speed", "20", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len([line for line in result.stderr.splitlines() if "is corrupt" in line]) == 1
+    assert len(list(data.glob("pulsegate.db.corrupt-*"))) == 1
+    with sqlite3.connect(data / "pulsegate.db") as conn:
+        assert conn.execute("SELECT count(*) FROM readings").fetchone()[0] > 0
+
+
+def test_a_long_check_extends_the_systemd_start_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "pulsegate.db"
+    build(path, readings_s=1000).close()
+    monkeypatch.setattr(salvage_module, "PROGRESS_EVERY_S", 0.0)  # report at every turn
+    name = f"pulsegate-salvage-{os.getpid()}"
+    received: list[bytes] = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind("\0" + name)
+        server.settimeout(0.5)
+
+        def read() -> None:  # as systemd does, so the sender never waits on a full queue
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    received.append(server.recv(4096))
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        notifier = Notifier({"NOTIFY_SOCKET": "@" + name})
+        open_checked(path, "gw", notifier=notifier).close()
+        notifier.close()
+        reader.join()
+    assert received
+    assert all(m.startswith(b"EXTEND_TIMEOUT_USEC=30000000\n") for m in received)

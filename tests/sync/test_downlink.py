@@ -1,0 +1,103 @@
+"""The gateway side of the link, with a real daemon and a real mosquitto: a retained birth
+and a Last Will on the status topic, and acknowledgements from the hospital applied locally
+and echoed upstream."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sync.payload import ack_message
+from tests.conftest import Broker
+from tests.sync.conftest import publish
+
+GATEWAY, SITE = "gw-down", "village-2"
+STATUS = f"pulsegate/{SITE}/{GATEWAY}/status"
+
+
+def start_daemon(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
+    config = tmp_path / "pulsegate.toml"
+    config.write_text(
+        f'[gateway]\nid = "{GATEWAY}"\nsite = "{SITE}"\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nkeepalive_s = 5\n'
+    )
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "--config",
+            str(config),
+            "run",
+            "--simulate",
+            "--speed",
+            "20",
+            "--quiet",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.broker
+def test_hospital_ack_is_applied_and_echoed_and_offline_is_said_on_stop(
+    tmp_path: Path, broker: Broker, subscribe: Any
+) -> None:
+    subscriber = subscribe(broker.port, f"pulsegate/{SITE}/{GATEWAY}/alerts")
+    presence = subscribe(broker.port, STATUS)
+    daemon = start_daemon(tmp_path, broker.port)
+    try:
+        births = presence.wait_for(lambda m: m.get("state") == "online", timeout_s=20)
+        assert births and births[0]["kind"] == "status" and births[0]["will"] is False
+        raised = subscriber.wait_for(
+            lambda m: m.get("rule") == "S1" and m.get("event") == "raised", timeout_s=40
+        )
+        assert raised, "no S1 alert from the simulated desaturation"
+        alert_id = raised[0]["alert_id"]
+        ack = ack_message("pulsegate", SITE, GATEWAY, alert_id, "dr-li", time.time())
+        publish(broker.port, [(ack.topic, ack.payload)])
+        publish(broker.port, [(ack.topic, ack.payload)])  # a duplicate is harmless
+        publish(broker.port, [(ack.topic, "not json")])  # so is garbage
+        echoed = subscriber.wait_for(
+            lambda m: m.get("alert_id") == alert_id and m.get("event") == "acked", timeout_s=20
+        )
+        assert len(echoed) == 1
+        assert echoed[0]["acked_by"] == "dr-li"
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0
+    finally:
+        daemon.kill()
+    with sqlite3.connect(tmp_path / "data" / "pulsegate.db") as conn:
+        status, acked_by = conn.execute(
+            "SELECT status, acked_by FROM alerts WHERE id = ?", [alert_id]
+        ).fetchone()
+    assert status in {"acked", "closed"}
+    assert acked_by == "dr-li"
+    offline = presence.wait_for(lambda m: m.get("state") == "offline", timeout_s=10)
+    assert offline and offline[-1]["will"] is False
+
+
+@pytest.mark.broker
+def test_a_killed_gateway_leaves_its_last_will_retained(
+    tmp_path: Path, broker: Broker, subscribe: Any
+) -> None:
+    watcher = subscribe(broker.port, STATUS)
+    daemon = start_daemon(tmp_path, broker.port)
+    try:
+        assert watcher.wait_for(lambda m: m.get("state") == "online", timeout_s=20)
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait(timeout=10)
+    finally:
+        daemon.kill()
+    # The broker notices after 1.5 keep-alive periods (5 s here) and publishes the will.
+    will = watcher.wait_for(lambda m: m.get("will") is True, timeout_s=20)
+    assert will and will[0]["state"] == "offline"
+    late = subscribe(broker.port, STATUS)  # a hospital that starts later sees it too (retained)
+    assert late.wait_for(lambda m: m.get("will") is True, timeout_s=10)
