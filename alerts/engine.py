@@ -166,16 +166,21 @@ class PatientDetector:
         state.satseconds = float(trace.satseconds[-1])
         return events, trace.active
 
-    def to_json(self) -> dict[str, Any]:
-        """The carried state, for the store (written in the same transaction as the data)."""
+    def to_json(self, with_tails: bool = True) -> dict[str, Any]:
+        """The carried state, for the store (written in the same transaction as the data).
+
+        Without `with_tails` it is a few hundred bytes: the recent samples can be rebuilt from
+        the stored readings with `restore_tails` (the daemon does so, to spare the SD card).
+        """
+        tails = {
+            channel.value: [None if np.isnan(v) else float(v) for v in values]
+            for channel, values in self.tails.items()
+        }
         return {
             "tier": self.tier.value,
             "profile": self.profile.value,
             "next_slot_s": self.next_slot_s,
-            "tails": {
-                channel.value: [None if np.isnan(v) else float(v) for v in values]
-                for channel, values in self.tails.items()
-            },
+            "tails": tails if with_tails else {},
             "rules": {
                 rule.value: [state.active, state.clear_run_s, state.satseconds]
                 for rule, state in self.rule_states.items()
@@ -183,6 +188,29 @@ class PatientDetector:
             "temperature": self.temperature.to_json() if self.temperature else {},
             "news2": self.news2.to_json() if self.news2 else {},
         }
+
+    def history_span_s(self) -> tuple[int, int] | None:
+        """The seconds [start, end) whose samples the tails hold (None before any data)."""
+        if self.next_slot_s is None:
+            return None
+        return self.next_slot_s - self.tail_len, self.next_slot_s
+
+    def restore_tails(self, start_s: int, channels: Mapping[Channel, FloatArray]) -> None:
+        """Rebuild the tails from samples for seconds start_s, start_s+1, ... (e.g. read back
+        from the store); only the span of `history_span_s` is kept."""
+        span = self.history_span_s()
+        if span is None:
+            return
+        first_s, end_s = span
+        for channel in Channel:
+            values = np.full(end_s - first_s, np.nan)
+            source = channels.get(channel)
+            if source is not None:
+                for i in range(len(source)):
+                    second = start_s + i
+                    if first_s <= second < end_s:
+                        values[second - first_s] = source[i]
+            self.tails[channel] = values
 
     @classmethod
     def from_json(cls, data: dict[str, Any], tier: Tier, profile: Profile) -> PatientDetector:

@@ -17,6 +17,7 @@ from typing import Any
 
 from devices.protocols.reading import Quality
 from gateway.config import Config
+from gateway.migrations import reading_id_floor
 from gateway.retention import used_bytes
 from gateway.store import Store
 from gateway.timekeeper import system_clock_synchronized
@@ -86,7 +87,7 @@ def disk_status(store: Store, config: Config) -> dict[str, Any]:
 
 
 def clock_status(store: Store, now_s: float) -> dict[str, Any]:
-    low_id = int(now_s - RECENT_S) << 16
+    low_id = reading_id_floor(now_s - RECENT_S)
     [(flagged,)] = store.db.execute(
         "SELECT count(*) FROM reading_samples WHERE id >= ? AND quality & ?",
         [low_id, int(Quality.CLOCK_UNTRUSTED)],

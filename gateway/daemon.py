@@ -31,6 +31,7 @@ from gateway import retention
 from gateway.config import Config
 from gateway.daily_job import DailyJob
 from gateway.ingest import Ingest
+from gateway.migrations import reading_id_floor
 from gateway.notify import Notifier
 from gateway.reminders import send_due_reminders
 from gateway.store import Patient, ReadingRow, Store, StoreError
@@ -327,13 +328,23 @@ class Daemon:
         self.ingest.bindings = await self.worker.call(self.worker.store.current_bindings)
 
     async def _restore_detectors(self) -> None:
+        """Each detector's rule state from the store, and its recent samples rebuilt from the
+        stored readings (they were committed with the state, in the same transaction)."""
         states = await self.worker.call(self.worker.store.detector_states)
         for patient_id, state in states.items():
             patient = self.patients.get(patient_id)
-            if patient is not None:
-                self.detectors[patient_id] = PatientDetector.from_json(
-                    state, patient.tier, patient.profile
+            if patient is None:
+                continue
+            detector = PatientDetector.from_json(state, patient.tier, patient.profile)
+            span = detector.history_span_s()
+            if span is not None and not detector.tails:
+                samples = await self.worker.call(
+                    _stored_samples, self.worker.store, patient_id, *span
                 )
+                built = build_channels(samples)
+                if built is not None:
+                    detector.restore_tails(*built)
+            self.detectors[patient_id] = detector
 
     async def _write_batch(self, final: bool = False) -> None:
         before_s = math.inf if final else self.clock.now_s() - self.config.detector.lag_s
@@ -394,7 +405,7 @@ class Daemon:
                 events.extend((patient, event) for event in detector.step(start_s, channels))
             readings = sorted(temperatures.get(patient_id, []))
             events.extend((patient, event) for event in detector.step_temperatures(readings))
-            states[patient_id] = detector.to_json()
+            states[patient_id] = detector.to_json(with_tails=False)
         events.sort(key=lambda pair: pair[1].ts_s)
         return events, states
 
@@ -422,3 +433,13 @@ def _log_committed(
             max((row.ts_s for row in rows), default="-"),
             ",".join(f"{alert.id}:{kind.value}" for alert, kind in produced) or "-",
         )
+
+
+def _stored_samples(store: Store, patient_id: str, start_s: int, end_s: int) -> list[Sample]:
+    """The continuous readings of a patient for seconds [start_s, end_s)."""
+    rows = store.db.execute(
+        "SELECT ts_s, metric, value, quality FROM readings"
+        " WHERE id >= ? AND id < ? AND patient_id = ? AND metric != ?",
+        [reading_id_floor(start_s), reading_id_floor(end_s), patient_id, Metric.TEMP.value],
+    )
+    return [(float(ts), str(metric), value, int(quality)) for ts, metric, value, quality in rows]

@@ -36,6 +36,7 @@ from alerts.daily import (
 )
 from alerts.spot import axillary_equivalent_c
 from devices.protocols.reading import INVALIDATING, PLAUSIBLE_RANGE, BodySite, Metric
+from gateway.migrations import reading_id_floor
 from gateway.store import Store
 
 FloatArray = npt.NDArray[np.float64]
@@ -45,7 +46,6 @@ MinuteValue = Literal["value_median", "value_max"]  # a column of reading_minute
 NIGHT_END_H = 7  # every night window ends at 07:00 local
 S6_NIGHT_START_H = 22  # S6 summarises 22:00-07:00; H3 and T5 use 00:00-07:00
 SKIN_HOLD_S = 60  # a skin-temperature reading stands for up to a minute (per-minute wearables)
-_ID_SHIFT = 16
 _EPOCH = dt.date(1970, 1, 1)
 
 
@@ -78,7 +78,7 @@ def read_rows(
     cursor = store.db.execute(
         "SELECT ts_s, value, quality, series_id FROM reading_samples"
         f" WHERE id >= ? AND id < ? AND series_id IN ({marks})",
-        [start_s << _ID_SHIFT, end_s << _ID_SHIFT, *sites],
+        [reading_id_floor(start_s), reading_id_floor(end_s), *sites],
     )
     rows = [(ts_s, value, quality, sites[series]) for ts_s, value, quality, series in cursor]
     minutes = store.db.execute(

@@ -125,6 +125,15 @@ def _v2_device_status(db: sqlite_utils.Database) -> None:
 
 
 _SECOND = "(CAST({x} AS INTEGER) - ({x} < CAST({x} AS INTEGER)))"  # floor() of a REAL
+# A reading's id is its second shifted left this many bits plus a counter within the second
+# (migration 3, whose text is frozen, writes the 16 literally).
+READING_ID_SECOND_SHIFT = 16
+
+
+def reading_id_floor(second_s: float) -> int:
+    """The smallest reading id of `second_s` (ids of [a, b) are reading_id_floor(a) up to,
+    not including, reading_id_floor(b))."""
+    return int(second_s) << READING_ID_SECOND_SHIFT
 
 
 def _v3_lean_readings(db: sqlite_utils.Database) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from gateway.config import StoreConfig
+from gateway.migrations import reading_id_floor
 from gateway.store import Store
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,6 @@ SECONDS_PER_DAY = 86_400
 CHUNK_S = 600  # readings rolled up per store call
 FIRST_RUN_AFTER_S = 30.0
 INTERVAL_S = 600.0
-_ID_SHIFT = 16  # reading_samples.id = second << 16 | n (migration 3)
 
 
 class StoreCaller(Protocol):
@@ -117,7 +117,7 @@ def roll_up_chunk(store: Store, before_s: float, chunk_s: int = CHUNK_S) -> int:
     end_s = int(oldest // 60) * 60 + chunk_s
     if before_s < end_s:
         end_s = int(before_s // 60) * 60
-    end_id = end_s << _ID_SHIFT
+    end_id = reading_id_floor(end_s)
     with store.transaction():
         rows = store.db.execute(
             "SELECT ts_s, series_id, value, quality FROM reading_samples WHERE id < ?", [end_id]

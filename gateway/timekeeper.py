@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devices.protocols.reading import Quality
+from gateway.migrations import reading_id_floor
 from gateway.store import ReadingRow, Store
 
 log = logging.getLogger(__name__)
@@ -175,8 +176,8 @@ def shift_stored_readings(store: Store, correction: Correction, now_s: float) ->
     """Move the flagged readings stored during the untrusted period by the correction, clear
     their flag, and log it; returns how many moved. One transaction."""
     flag = int(Quality.CLOCK_UNTRUSTED)
-    low_id = math.floor(correction.start_s) << 16
-    high_id = (math.floor(correction.end_s) + 2) << 16
+    low_id = reading_id_floor(math.floor(correction.start_s))
+    high_id = reading_id_floor(math.floor(correction.end_s) + 2)
     with store.transaction():
         rows = store.db.execute(
             "SELECT s.ts_s, nullif(r.patient_id, ''), r.device_id, r.metric, s.value, s.quality,"
