@@ -347,6 +347,9 @@ class Daemon:
             self.detectors[patient_id] = detector
 
     async def _write_batch(self, final: bool = False) -> None:
+        # Bindings first: a reading belongs to whoever wore the device at its second.
+        with contextlib.suppress(sqlite3.Error):
+            self.ingest.binding_history = await self.worker.call(self.worker.store.binding_history)
         before_s = math.inf if final else self.clock.now_s() - self.config.detector.lag_s
         rows = self.ingest.drain(before_s)
         events, states = self._detect(rows)

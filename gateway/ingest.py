@@ -19,6 +19,9 @@ from gateway.store import ReadingRow
 
 log = logging.getLogger(__name__)
 _DECODE_ERROR_LOG_EVERY = 100
+# A second's readings go to whoever wore the device at the end of that second (a binding
+# made during a second covers it).
+_END_OF_SECOND = 0.999
 
 
 @dataclass(slots=True)
@@ -45,6 +48,8 @@ class Ingest:
     def __init__(self) -> None:
         self.devices: dict[str, DeviceInput] = {}
         self.bindings: dict[str, str] = {}
+        # device -> [(start_s, end_s or None, patient)]: who wore the device when
+        self.binding_history: dict[str, list[tuple[float, float | None, str]]] = {}
         self._buckets: dict[tuple[str, str, int], _Bucket] = defaultdict(_Bucket)
 
     def add_device(self, device_id: str, protocol: str) -> None:
@@ -88,6 +93,16 @@ class Ingest:
             moved[(device_id, metric, second + shift_s)] = bucket
         self._buckets = moved
 
+    def patient_at(self, device_id: str, ts_s: float) -> str | None:
+        """The patient bound to `device_id` at `ts_s` (the current binding if no history)."""
+        history = self.binding_history.get(device_id)
+        if history is None:
+            return self.bindings.get(device_id)
+        for start_s, end_s, patient_id in reversed(history):
+            if start_s <= ts_s and (end_s is None or ts_s < end_s):
+                return patient_id
+        return None
+
     def drain(self, before_s: float) -> list[ReadingRow]:
         """Rows for every second that ended before `before_s`, one per device and metric."""
         ready = sorted(key for key in self._buckets if key[2] + 1 <= before_s)
@@ -103,7 +118,7 @@ class Ingest:
             rows.append(
                 ReadingRow(
                     float(second),
-                    self.bindings.get(device_id),
+                    self.patient_at(device_id, second + _END_OF_SECOND),
                     device_id,
                     metric,
                     value,

@@ -151,6 +151,16 @@ class Store:
                 [device_id, patient_id, at_s],
             )
 
+    def binding_history(self) -> dict[str, list[tuple[float, float | None, str]]]:
+        """device id -> every binding (start, end or None, patient), oldest first."""
+        history: dict[str, list[tuple[float, float | None, str]]] = {}
+        rows = self.db.execute(
+            "SELECT device_id, start_s, end_s, patient_id FROM bindings ORDER BY start_s, id"
+        )
+        for device_id, start_s, end_s, patient_id in rows:
+            history.setdefault(device_id, []).append((start_s, end_s, patient_id))
+        return history
+
     def current_bindings(self) -> dict[str, str]:
         """device id -> patient id, for bindings still open."""
         rows = self.db.query("SELECT device_id, patient_id FROM bindings WHERE end_s IS NULL")

@@ -56,3 +56,19 @@ def test_malformed_thermometer_value_is_counted_not_raised() -> None:
     assert ingest.devices["th"].decode_errors == 1
     assert ingest.on_bytes("th", 2.0, encode_temperature_measurement(38.4)) == 1
     assert [(r.metric, r.value) for r in ingest.drain(10)] == [("temp_c", 38.4)]
+
+
+def test_a_reading_belongs_to_whoever_wore_the_device_at_its_second() -> None:
+    ingest = make_ingest()
+    ingest.binding_history = {"ox": [(0.0, 1005.0, "p-1"), (1005.0, None, "p-2")]}
+    for second in range(1000, 1010):
+        ingest.on_bytes("ox", second + 0.5, encode_bci_frame(97, 70))
+    owners = {(r.ts_s, r.patient_id) for r in ingest.drain(2000) if r.metric == "spo2_percent"}
+    assert owners == {(float(s), "p-1" if s < 1005 else "p-2") for s in range(1000, 1010)}
+
+
+def test_a_device_unbound_at_its_second_belongs_to_nobody() -> None:
+    ingest = make_ingest()
+    ingest.binding_history = {"ox": [(0.0, 1000.0, "p-1")]}
+    ingest.on_bytes("ox", 1001.5, encode_bci_frame(97, 70))
+    assert {r.patient_id for r in ingest.drain(2000)} == {None}
