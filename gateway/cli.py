@@ -7,8 +7,6 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +18,8 @@ from devices.clock import Clock, ScaledClock
 from devices.simulator import DEMO_PATIENTS, SimulatedPatient, run_patient
 from gateway import box_status
 from gateway.cli_errors import EXIT_USAGE, fail
-from gateway.config import Config, ConfigError, load_config
+from gateway.cli_store import config_of, open_store
+from gateway.config import ConfigError, load_config
 from gateway.console import ConsoleReporter
 from gateway.daemon import Daemon, DeviceSource, StoreWorker
 from gateway.decode_cli import convert, decode
@@ -28,32 +27,10 @@ from gateway.devices_cli import devices, link_status_lines, link_statuses
 from gateway.hub_cli import hub
 from gateway.ingest import Ingest
 from gateway.replay_cli import replay_command
-from gateway.salvage import open_checked
 from gateway.sources import build_sources
-from gateway.store import Patient, Store, StoreError
+from gateway.store import Patient, Store
 from gateway.timekeeper import Timekeeper
 from sync.payload import OutboxMessage, alert_event_message
-
-
-def _config(ctx: click.Context) -> Config:
-    config: Config = ctx.obj["config"]
-    return config
-
-
-@contextmanager
-def _store(ctx: click.Context, checked: bool = False) -> Iterator[Store]:
-    """The store; `checked`: integrity-check it first, salvaging a corrupt one (the daemon)."""
-    config = _config(ctx)
-    try:
-        store = (open_checked if checked else Store.open)(config.database_path, config.gateway.id)
-    except StoreError as exc:
-        fail(str(exc))
-    try:
-        yield store
-    except StoreError as exc:
-        fail(str(exc))
-    finally:
-        store.close()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -112,10 +89,10 @@ def run(
     quiet: bool,
 ) -> None:
     """Run the gateway daemon (stops cleanly on SIGINT/SIGTERM)."""
-    config = _config(ctx)
+    config = config_of(ctx)
     if speed != 1.0 and not simulate:
         fail("--speed only makes sense with --simulate", EXIT_USAGE)
-    with _store(ctx, checked=True) as store:
+    with open_store(ctx, checked=True) as store:
         box_status.record_start(store, time.time())
         last_s = store.last_reading_s() or 0.0
         clock: Clock
@@ -193,17 +170,17 @@ def _source(
 def status(ctx: click.Context, as_json: bool) -> None:
     """The daemon's uptime, disk use, clock trust and last sync; devices, last readings,
     open alerts and the outbox backlog."""
-    with _store(ctx) as store:
+    with open_store(ctx) as store:
         report: dict[str, Any] = {
-            "gateway": _config(ctx).gateway.id,
-            "database": str(_config(ctx).database_path),
+            "gateway": config_of(ctx).gateway.id,
+            "database": str(config_of(ctx).database_path),
             "patients": len(store.list_patients()),
             "bindings": store.current_bindings(),
             "latest_readings": store.latest_readings(),
             "open_alerts": store.list_alerts(open_only=True),
             "outbox_backlog": sum(store.outbox_backlog().values()),
             "device_links": link_statuses(store),
-            **box_status.gather(store, _config(ctx)),
+            **box_status.gather(store, config_of(ctx)),
         }
         link_lines = link_status_lines(store)
     if as_json:
@@ -237,7 +214,7 @@ def status(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def alerts(ctx: click.Context, open_only: bool, limit: int, as_json: bool) -> None:
     """List alerts, newest first."""
-    with _store(ctx) as store:
+    with open_store(ctx) as store:
         rows = store.list_alerts(open_only=open_only, limit=limit)
     if as_json:
         for row in rows:
@@ -255,12 +232,12 @@ def alerts(ctx: click.Context, open_only: bool, limit: int, as_json: bool) -> No
 @click.pass_context
 def ack(ctx: click.Context, alert_id: str, acked_by: str) -> None:
     """Acknowledge an alert (by id, or its first characters as `pulsegate alerts` shows)."""
-    config = _config(ctx)
+    config = config_of(ctx)
 
     def message(alert: Alert, kind: AlertEventKind, ts_s: float) -> OutboxMessage:
         return alert_event_message(config.mqtt.topic_prefix, config.gateway.site, alert, kind, ts_s)
 
-    with _store(ctx) as store:
+    with open_store(ctx) as store:
         alert = store.ack(alert_id, acked_by, time.time(), message)
     click.echo(f"acknowledged {alert.id} ({alert.rule} {alert.patient_id}), now {alert.status}")
 
@@ -307,7 +284,7 @@ def patients_add(ctx: click.Context, patient_id: str, tier: str, profile: str) -
     """Add a patient."""
     if not patient_id.strip() or len(patient_id) > 64:
         fail("a patient id is 1-64 characters", EXIT_USAGE)
-    with _store(ctx) as store:
+    with open_store(ctx) as store:
         store.add_patient(Patient(patient_id, Tier(tier), Profile(profile)), time.time())
     click.echo(f"added patient {patient_id} (tier {tier}, profile {profile})")
 
@@ -316,7 +293,7 @@ def patients_add(ctx: click.Context, patient_id: str, tier: str, profile: str) -
 @click.pass_context
 def patients_list(ctx: click.Context) -> None:
     """List patients."""
-    with _store(ctx) as store:
+    with open_store(ctx) as store:
         rows = store.list_patients()
     if not rows:
         click.echo("no patients; add one with `pulsegate patients add ID --tier red|yellow|green`")

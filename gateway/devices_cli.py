@@ -8,8 +8,6 @@ import dataclasses
 import json
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -20,6 +18,7 @@ from devices.ble import LinkError, SeenDevice, find, probe_characteristics, scan
 from devices.protocols.catalog import UnknownProtocolError, get_protocol
 from devices.recognise import Candidate, best_protocol, recognise
 from gateway.cli_errors import EXIT_USAGE, fail
+from gateway.cli_store import config_of, open_store
 from gateway.config import Config
 from gateway.device_store import (
     BLE,
@@ -29,7 +28,7 @@ from gateway.device_store import (
     list_devices,
     unbind,
 )
-from gateway.store import Store, StoreError
+from gateway.store import Store
 
 BLE_ADDRESS = re.compile(r"^[0-9A-F]{2}(:[0-9A-F]{2}){5}$")
 BLUETOOTH_DOWN_ADVICE = (
@@ -37,26 +36,6 @@ BLUETOOTH_DOWN_ADVICE = (
 )
 # What can go wrong talking to BlueZ: bleak's errors, and no system bus at all.
 BLUETOOTH_ERRORS = (BleakError, LinkError, OSError, EOFError, TimeoutError)
-
-
-def _config(ctx: click.Context) -> Config:
-    config: Config = ctx.obj["config"]
-    return config
-
-
-@contextmanager
-def _store(ctx: click.Context) -> Iterator[Store]:
-    config = _config(ctx)
-    try:
-        store = Store.open(config.database_path, config.gateway.id)
-    except StoreError as exc:
-        fail(str(exc))
-    try:
-        yield store
-    except StoreError as exc:
-        fail(str(exc))
-    finally:
-        store.close()
 
 
 def _age(ts_s: float | None) -> str:
@@ -108,7 +87,7 @@ def devices_scan(
     """List nearby BLE devices: address, name, signal (RSSI) and the protocol pulsegate
     recognises from the advertised services and the name (and, with --connect, from the
     characteristics). Pair the one you want with `pulsegate devices bind ADDRESS --patient ID`."""
-    adapter = _config(ctx).ble.adapter
+    adapter = config_of(ctx).ble.adapter
     try:
         seen = asyncio.run(_scan(seconds, adapter, connect))
     except BLUETOOTH_ERRORS as exc:
@@ -216,7 +195,7 @@ def devices_bind(
     """Bind DEVICE (a BLE address, or the id of a [[serial]] device in the configuration)
     to a patient: from now on its readings are that patient's. A device already bound is
     moved to the new patient; the old binding is kept as history."""
-    config = _config(ctx)
+    config = config_of(ctx)
     serial = {s.device_id: s for s in config.serial}
     now_s = time.time()
     if device in serial:
@@ -233,7 +212,7 @@ def devices_bind(
             f"device id ({known})",
             EXIT_USAGE,
         )
-    with _store(ctx) as store:
+    with open_store(ctx) as store:
         if store.get_patient(patient_id) is None:
             fail(f"no patient {patient_id!r}; add it with `pulsegate patients add`")
         store.ensure_device(device, wanted, transport, now_s)
@@ -252,7 +231,7 @@ def devices_unbind(ctx: click.Context, device: str) -> None:
     daemon disconnects from a BLE device (the binding stays in the history)."""
     if BLE_ADDRESS.match(device.upper()):
         device = device.upper()
-    with _store(ctx) as store:
+    with open_store(ctx) as store:
         patient_id = unbind(store, device, time.time())
     click.echo(f"unbound {device} from patient {patient_id}")
 
@@ -263,7 +242,7 @@ def devices_unbind(ctx: click.Context, device: str) -> None:
 @click.pass_context
 def devices_list(ctx: click.Context, history: bool, as_json: bool) -> None:
     """Devices, the patient each is bound to, and their link status."""
-    with _store(ctx) as store:
+    with open_store(ctx) as store:
         rows = binding_history(store) if history else list_devices(store)
     if as_json:
         for row in rows:
