@@ -175,10 +175,8 @@ def _echo_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
 
 FORMAT_CHOICES = ["auto", *all_recording_formats(), CSV_FORMAT]
 
-
-@click.command()
-@click.argument("file", type=click.Path(path_type=Path))
-@click.option(
+# The options of every command that reads a recording FILE.
+format_option = click.option(
     "--format",
     "format_name",
     type=click.Choice(FORMAT_CHOICES),
@@ -186,14 +184,7 @@ FORMAT_CHOICES = ["auto", *all_recording_formats(), CSV_FORMAT]
     show_default=True,
     help="Format of FILE; auto recognises it by its content.",
 )
-@click.option(
-    "-o",
-    "--output",
-    "output_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the CSV here (default: stdout).",
-)
-@click.option(
+utc_offset_option = click.option(
     "--utc-offset",
     "utc_offset_h",
     type=click.FloatRange(-MAX_UTC_OFFSET_H, MAX_UTC_OFFSET_H),
@@ -201,6 +192,19 @@ FORMAT_CHOICES = ["auto", *all_recording_formats(), CSV_FORMAT]
     show_default=True,
     help="Hours the device clock is ahead of UTC (China: 8); device files only.",
 )
+
+
+@click.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@format_option
+@click.option(
+    "-o",
+    "--output",
+    "output_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the CSV here (default: stdout).",
+)
+@utc_offset_option
 def convert(file: Path, format_name: str, output_path: Path | None, utc_offset_h: float) -> None:
     """Convert a device recording FILE into the generic CSV (timestamp,spo2,pulse,pi,temp_c).
 

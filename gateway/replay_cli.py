@@ -13,7 +13,7 @@ from alerts.rules import Profile, Tier
 from devices.protocols.reading import Metric
 from devices.recording_csv import GenericSample, format_utc
 from gateway.console import describe
-from gateway.decode_cli import FORMAT_CHOICES, MAX_UTC_OFFSET_H, load_samples
+from gateway.decode_cli import format_option, load_samples, utc_offset_option
 
 _COLUMNS = (Metric.SPO2, Metric.PULSE, Metric.PI, Metric.TEMP)
 
@@ -42,14 +42,7 @@ def event_json(event: TimelineEvent) -> dict[str, object]:
 
 @click.command("replay")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--format",
-    "format_name",
-    type=click.Choice(FORMAT_CHOICES),
-    default="auto",
-    show_default=True,
-    help="Format of FILE; auto recognises it by its content.",
-)
+@format_option
 @click.option(
     "--tier",
     type=click.Choice([t.value for t in Tier]),
@@ -64,14 +57,7 @@ def event_json(event: TimelineEvent) -> dict[str, object]:
     show_default=True,
     help="copd: NEWS2 SpO2 scale 2.",
 )
-@click.option(
-    "--utc-offset",
-    "utc_offset_h",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(-MAX_UTC_OFFSET_H, MAX_UTC_OFFSET_H),
-    help="Hours the device clock is ahead of UTC (China: 8); device files only.",
-)
+@utc_offset_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per alert event.")
 def replay_command(
     file: Path, format_name: str, tier: str, profile: str, utc_offset_h: float, as_json: bool
