@@ -36,7 +36,15 @@ from devices.backoff import (
     classify_ble_error,
 )
 from devices.clock import Clock
-from devices.link import BytesPump, BytesSink, LinkState, LinkStatus, LinkTiming, Retry
+from devices.link import (
+    BytesPump,
+    BytesSink,
+    LinkState,
+    LinkStatus,
+    LinkTiming,
+    Retry,
+    keep_linked,
+)
 from devices.protocols.reading import Metric
 from devices.protocols.spec import ProtocolSpec
 from devices.recognise import Candidate, recognise
@@ -246,20 +254,14 @@ class BleLink:
 
     async def run(self, sink: BytesSink) -> None:
         """Connect, stream, reconnect; until cancelled."""
-        pump = asyncio.create_task(self._pump.run(sink))
-        try:
-            while True:
-                kind, message = await self._attempt()
-                if kind in (FailureKind.ADAPTER_BUSY, FailureKind.ADAPTER_NOT_READY):
-                    await self.gate.on_adapter_error(message)
-                delay_s = self.retry.next_delay_s(kind)
-                self.failures.append((kind, delay_s))
-                log.warning("%s: %s; retrying in %.1f s", self.name, message, delay_s)
-                self.status.set(LinkState.WAITING, f"{kind}: {message}")
-                await asyncio.sleep(delay_s)
-        finally:
-            pump.cancel()
-            self.status.set(LinkState.STOPPED)
+        await keep_linked(
+            self.name, self._pump, sink, self.status, self.retry, self._attempt, self._failed
+        )
+
+    async def _failed(self, kind: FailureKind, message: str, delay_s: float) -> None:
+        if kind in (FailureKind.ADAPTER_BUSY, FailureKind.ADAPTER_NOT_READY):
+            await self.gate.on_adapter_error(message)
+        self.failures.append((kind, delay_s))
 
     async def _attempt(self) -> tuple[FailureKind, str]:
         """One connection, from scan to its end; returns why it ended."""

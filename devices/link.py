@@ -6,6 +6,7 @@ received bytes to the daemon in arrival order.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -13,6 +14,8 @@ from enum import StrEnum
 
 from devices.backoff import FailureKind, backoff_delay_s
 from devices.clock import Clock
+
+log = logging.getLogger(__name__)
 
 BytesSink = Callable[[str, float, bytes], Awaitable[None]]
 PUMP_QUEUE_CHUNKS = 10_000  # a burst larger than this means the daemon is stuck: drop, count
@@ -107,3 +110,33 @@ class BytesPump:
         while True:
             received_s, data = await self._queue.get()
             await sink(self.device_id, received_s, data)
+
+
+Attempt = Callable[[], Awaitable[tuple[FailureKind, str]]]
+FailureHook = Callable[[FailureKind, str, float], Awaitable[None]]
+
+
+async def keep_linked(
+    name: str,
+    pump: BytesPump,
+    sink: BytesSink,
+    status: LinkStatus,
+    retry: Retry,
+    attempt: Attempt,
+    on_failure: FailureHook | None = None,
+) -> None:
+    """Run `attempt` (one connection, from opening to its end) again and again, waiting the
+    backoff of each failure's kind in between, with `pump` delivering bytes; until cancelled."""
+    pumping = asyncio.create_task(pump.run(sink))
+    try:
+        while True:
+            kind, message = await attempt()
+            delay_s = retry.next_delay_s(kind)
+            if on_failure is not None:
+                await on_failure(kind, message, delay_s)
+            log.warning("%s: %s; retrying in %.1f s", name, message, delay_s)
+            status.set(LinkState.WAITING, f"{kind}: {message}")
+            await asyncio.sleep(delay_s)
+    finally:
+        pumping.cancel()
+        status.set(LinkState.STOPPED)

@@ -29,7 +29,15 @@ from serial.tools.list_ports_common import ListPortInfo
 
 from devices.backoff import FailureKind
 from devices.clock import Clock
-from devices.link import BytesPump, BytesSink, LinkState, LinkStatus, LinkTiming, Retry
+from devices.link import (
+    BytesPump,
+    BytesSink,
+    LinkState,
+    LinkStatus,
+    LinkTiming,
+    Retry,
+    keep_linked,
+)
 from devices.protocols.spec import ProtocolSpec, SerialSettings
 
 log = logging.getLogger(__name__)
@@ -161,17 +169,7 @@ class SerialLink:
 
     async def run(self, sink: BytesSink) -> None:
         """Open, stream, reopen; until cancelled."""
-        pump = asyncio.create_task(self._pump.run(sink))
-        try:
-            while True:
-                kind, message = await self._attempt()
-                delay_s = self.retry.next_delay_s(kind)
-                log.warning("%s: %s; retrying in %.1f s", self.name, message, delay_s)
-                self.status.set(LinkState.WAITING, f"{kind}: {message}")
-                await asyncio.sleep(delay_s)
-        finally:
-            pump.cancel()
-            self.status.set(LinkState.STOPPED)
+        await keep_linked(self.name, self._pump, sink, self.status, self.retry, self._attempt)
 
     async def _attempt(self) -> tuple[FailureKind, str]:
         self.status.set(LinkState.CONNECTING)
