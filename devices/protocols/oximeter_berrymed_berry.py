@@ -46,7 +46,7 @@ from devices.protocols.oximeter_berrymed import (
     SERIAL_SETTINGS,
 )
 from devices.protocols.reading import Metric, Quality, Reading
-from devices.protocols.spec import DecoderStats, ProtocolSpec, checked_reading
+from devices.protocols.spec import DecoderStats, ProtocolSpec, checked_reading, quality_from_bits
 
 PROTOCOL_NAME = "berrymed-berry"
 
@@ -165,16 +165,11 @@ class BerryDecoder:
         readings.extend(decode_berry_data(frame, self.stats))
 
 
-def _status_quality(status: int) -> Quality:
-    """Quality flags of a status byte."""
-    quality = Quality.OK
-    if status & STATUS_SENSOR_OFF:
-        quality |= Quality.SENSOR_FAULT
-    if status & STATUS_NO_FINGER:
-        quality |= Quality.FINGER_OUT
-    if status & STATUS_NO_PULSE:
-        quality |= Quality.SEARCHING
-    return quality
+_STATUS_QUALITY = (
+    (STATUS_SENSOR_OFF, Quality.SENSOR_FAULT),
+    (STATUS_NO_FINGER, Quality.FINGER_OUT),
+    (STATUS_NO_PULSE, Quality.SEARCHING),
+)
 
 
 def decode_berry_data(frame: bytes, stats: DecoderStats) -> list[Reading]:
@@ -182,7 +177,7 @@ def decode_berry_data(frame: bytes, stats: DecoderStats) -> list[Reading]:
     (_, _, status, spo2, _, pulse, _, rr_units, pi_tenths, _, _, _, battery, _, _) = _FRAME.unpack(
         frame
     )
-    quality = _status_quality(status)
+    quality = quality_from_bits(status, _STATUS_QUALITY)
     usable = quality == Quality.OK
     values: list[tuple[Metric, float | None, Quality]] = [
         (Metric.SPO2, float(spo2) if usable and spo2 != SPO2_INVALID else None, quality),

@@ -33,7 +33,7 @@ from enum import IntEnum
 
 from devices.protocols.framing import NOT_A_FRAME, HeaderFramer
 from devices.protocols.reading import INVALIDATING, Metric, Quality, Reading
-from devices.protocols.spec import DecoderStats, ProtocolSpec, checked_reading
+from devices.protocols.spec import DecoderStats, ProtocolSpec, checked_reading, quality_from_bits
 
 PROTOCOL_NAME = "lepu-fe"
 
@@ -69,16 +69,16 @@ def checksum(data: bytes | bytearray) -> int:
     return sum(data[1:]) & 0xFF
 
 
+_WAVE_QUALITY = (
+    (FLAG_SENSOR_OFF, Quality.FINGER_OUT),
+    (FLAG_MOTION, Quality.MOTION),
+    (FLAG_LOW_PERFUSION, Quality.LOW_PERFUSION),
+)
+
+
 def decode_wave_quality(flags: int) -> Quality:
     """Quality flags carried by the flags byte of a pleth frame."""
-    quality = Quality.OK
-    if flags & FLAG_SENSOR_OFF:
-        quality |= Quality.FINGER_OUT
-    if flags & FLAG_MOTION:
-        quality |= Quality.MOTION
-    if flags & FLAG_LOW_PERFUSION:
-        quality |= Quality.LOW_PERFUSION
-    return quality
+    return quality_from_bits(flags, _WAVE_QUALITY)
 
 
 def decode_params(stats: DecoderStats, payload: bytes, quality: Quality) -> list[Reading]:

@@ -41,7 +41,7 @@ from enum import IntEnum
 
 from devices.protocols.framing import NOT_A_FRAME, HeaderFramer
 from devices.protocols.reading import INVALIDATING, Metric, Quality, Reading
-from devices.protocols.spec import DecoderStats, ProtocolSpec, checked_reading
+from devices.protocols.spec import DecoderStats, ProtocolSpec, checked_reading, quality_from_bits
 
 PROTOCOL_NAME = "lepu-pc60fw"
 
@@ -96,6 +96,11 @@ WAVE_SAMPLES = 5
 STATUS_PROBE_OFF = 0x02
 STATUS_SEARCHING = 0x04
 STATUS_CHECK_PROBE = 0x08
+_STATUS_QUALITY = (
+    (STATUS_PROBE_OFF, Quality.FINGER_OUT),
+    (STATUS_SEARCHING, Quality.SEARCHING),
+    (STATUS_CHECK_PROBE, Quality.SENSOR_FAULT),
+)
 BATTERY_SHIFT = 6  # params byte 5, bits 6-7
 BATTERY_LEVEL_MAX = 3
 NO_VALUE = 0  # SpO2 and pulse rate read 0 while the device has no value
@@ -136,13 +141,7 @@ def decode_params(stats: DecoderStats, payload: bytes) -> list[Reading]:
     spo2_raw = payload[0]
     pulse_raw = int.from_bytes(payload[1:3], "little")
     status = payload[4]
-    quality = Quality.OK
-    if status & STATUS_PROBE_OFF:
-        quality |= Quality.FINGER_OUT
-    if status & STATUS_SEARCHING:
-        quality |= Quality.SEARCHING
-    if status & STATUS_CHECK_PROBE:
-        quality |= Quality.SENSOR_FAULT
+    quality = quality_from_bits(status, _STATUS_QUALITY)
     usable = not quality & INVALIDATING
     spo2 = float(spo2_raw) if usable and spo2_raw != NO_VALUE else None
     pulse = float(pulse_raw) if usable and pulse_raw != NO_VALUE else None

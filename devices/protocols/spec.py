@@ -65,6 +65,15 @@ class ProtocolSpec:
     notes: str = field(default="")
 
 
+def quality_from_bits(bits: int, table: tuple[tuple[int, Quality], ...]) -> Quality:
+    """The Quality flags a device's status bits stand for (`table`: (bit mask, flag) pairs)."""
+    quality = Quality.OK
+    for mask, flag in table:
+        if bits & mask:
+            quality |= flag
+    return quality
+
+
 def checked_reading(
     stats: DecoderStats,
     metric: Metric,
