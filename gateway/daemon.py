@@ -325,7 +325,6 @@ class Daemon:
         self.backlog = sum(backlog.values())
         patients = await self.worker.call(self.worker.store.list_patients)
         self.patients = {p.id: p for p in patients}
-        self.ingest.bindings = await self.worker.call(self.worker.store.current_bindings)
 
     async def _restore_detectors(self) -> None:
         """Each detector's rule state from the store, and its recent samples rebuilt from the

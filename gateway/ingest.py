@@ -47,7 +47,6 @@ class Ingest:
 
     def __init__(self) -> None:
         self.devices: dict[str, DeviceInput] = {}
-        self.bindings: dict[str, str] = {}
         # device -> [(start_s, end_s or None, patient)]: who wore the device when
         self.binding_history: dict[str, list[tuple[float, float | None, str]]] = {}
         self._buckets: dict[tuple[str, str, int], _Bucket] = defaultdict(_Bucket)
@@ -94,11 +93,8 @@ class Ingest:
         self._buckets = moved
 
     def patient_at(self, device_id: str, ts_s: float) -> str | None:
-        """The patient bound to `device_id` at `ts_s` (the current binding if no history)."""
-        history = self.binding_history.get(device_id)
-        if history is None:
-            return self.bindings.get(device_id)
-        for start_s, end_s, patient_id in reversed(history):
+        """The patient bound to `device_id` at `ts_s` (None: nobody)."""
+        for start_s, end_s, patient_id in reversed(self.binding_history.get(device_id, [])):
             if start_s <= ts_s and (end_s is None or ts_s < end_s):
                 return patient_id
         return None

@@ -12,7 +12,7 @@ def make_ingest() -> Ingest:
     ingest = Ingest()
     ingest.add_device("ox", "berrymed-bci")
     ingest.add_device("th", "hts")
-    ingest.bindings = {"ox": "p-1", "th": "p-1"}
+    ingest.binding_history = {"ox": [(0.0, None, "p-1")], "th": [(0.0, None, "p-1")]}
     return ingest
 
 
