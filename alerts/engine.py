@@ -5,6 +5,7 @@ data in any chunks gives the same events as one batch. No clock, no I/O.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,8 @@ from alerts.events import RuleEvent, Transition
 from alerts.news2 import News2Rule, Parameter
 from alerts.rules import Channel, Profile, RuleId, Tier, WindowRule, window_rules
 from alerts.spot import TemperatureReading, TemperatureRules, axillary_equivalent_c
-from alerts.threshold import TRIGGERS, BoolArray, ChannelCounts, FloatArray, RuleTrace, evaluate
+from alerts.stream import RuleState, RuleStream
+from alerts.threshold import BoolArray, ChannelCounts, FloatArray, RuleTrace, evaluate, event_stats
 
 __all__ = ["PatientDetector", "RuleEvent", "Transition"]
 
@@ -26,17 +28,12 @@ _NEWS2_CHANNELS = {
     Channel.PULSE: Parameter.PULSE,
     Channel.RESP: Parameter.RESP_RATE,
 }
-
-
-@dataclass(slots=True)
-class _RuleState:
-    active: bool = False
-    clear_run_s: int = 0
-    satseconds: float = 0.0
-
-
-def _empty() -> FloatArray:
-    return np.empty(0)
+_NEWS2_PARAMETERS = tuple(_NEWS2_CHANNELS.values())
+# Calls with at most this many new seconds (a gap included) are decided second by second with
+# carried window counts (`stream.py`); longer ones by the vectorised rules over the whole span.
+# Both give the same events; this is only where the per-second path stops being the cheaper.
+SECOND_BY_SECOND_MAX_S = 16
+_NO_SAMPLE = {channel: math.nan for channel in Channel}
 
 
 @dataclass(slots=True)
@@ -47,10 +44,11 @@ class PatientDetector:
     profile: Profile
     rules: tuple[WindowRule, ...] = ()
     next_slot_s: int | None = None
-    tails: dict[Channel, FloatArray] = field(default_factory=dict)
-    rule_states: dict[RuleId, _RuleState] = field(default_factory=dict)
+    rule_states: dict[RuleId, RuleState] = field(default_factory=dict)
     temperature: TemperatureRules | None = None
     news2: News2Rule | None = None
+    _tails: dict[Channel, FloatArray] = field(default_factory=dict, init=False, repr=False)
+    _stream: RuleStream | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.rules:
@@ -77,19 +75,29 @@ class PatientDetector:
     ) -> list[RuleEvent]:
         """NEWS2 sees the value at each whole minute (one observation a minute)."""
         assert self.news2 is not None
-        first = (-start_s) % NEWS2_EVERY_S
-        observations = []
-        for i in range(first, new, NEWS2_EVERY_S):
-            for channel, parameter in _NEWS2_CHANNELS.items():
-                series = history[channel]
-                value = float(series[len(series) - new + i])
-                if not np.isnan(value):
-                    observations.append((float(start_s + i), parameter, value))
-        return self.news2.step(observations)
+        offsets = np.arange((-start_s) % NEWS2_EVERY_S, new, NEWS2_EVERY_S)
+        if not len(offsets):
+            return []
+        values = np.column_stack(
+            [history[channel][len(history[channel]) - new + offsets] for channel in _NEWS2_CHANNELS]
+        )
+        return self.news2.step_table(start_s + offsets, _NEWS2_PARAMETERS, values)
 
     @property
     def tail_len(self) -> int:
         return _tail_len(self.rules)
+
+    @property
+    def tails(self) -> dict[Channel, FloatArray]:
+        """The last `tail_len` samples of every channel seen so far (the carried history)."""
+        if self._stream is not None:
+            return self._stream.tails(self.tail_len)
+        return self._tails
+
+    @tails.setter
+    def tails(self, tails: Mapping[Channel, FloatArray]) -> None:
+        self._tails = dict(tails)
+        self._stream = None
 
     def step(self, start_s: int, channels: Mapping[Channel, FloatArray]) -> list[RuleEvent]:
         """Consume samples for seconds start_s, start_s+1, ... of every channel (all the same
@@ -106,11 +114,25 @@ class PatientDetector:
         if new <= 0:
             return []
         start_s += skip
+        gap = 0 if self.next_slot_s is None else start_s - self.next_slot_s
+        samples = {channel: _new_samples(channels, channel, skip, length) for channel in Channel}
+        if gap + new <= SECOND_BY_SECOND_MAX_S:
+            events = self._step_seconds(start_s, gap, samples)
+        else:
+            events = self._step_vectorised(start_s, gap, samples)
+        events.sort(key=lambda e: (e.ts_s, e.rule))
+        self.next_slot_s = start_s + new
+        return events
+
+    def _step_vectorised(
+        self, start_s: int, gap: int, samples: Mapping[Channel, FloatArray]
+    ) -> list[RuleEvent]:
+        """Every rule over all the new samples at once, on the history with its tail."""
+        new = len(samples[Channel.SPO2])
+        tails, tail_len = self.tails, self.tail_len
         history = {
-            channel: np.concatenate(
-                (self._tail_for(channel, start_s), _new_samples(channels, channel, skip, length))
-            )
-            for channel in Channel
+            channel: np.concatenate((_padded(tails.get(channel), tail_len, gap), values))
+            for channel, values in samples.items()
         }
         events: list[RuleEvent] = []
         active: dict[RuleId, BoolArray] = {}
@@ -121,18 +143,35 @@ class PatientDetector:
             rule_events, active[rule.rule] = self._step_rule(rule, counts, new, start_s, suppressed)
             events.extend(rule_events)
         events += self._news2_observations(history, new, start_s)
-        events.sort(key=lambda e: (e.ts_s, e.rule))
-        self.tails = {ch: values[len(values) - self.tail_len :] for ch, values in history.items()}
-        self.next_slot_s = start_s + new
+        self._tails = {ch: values[len(values) - tail_len :] for ch, values in history.items()}
+        self._stream = None
         return events
 
-    def _tail_for(self, channel: Channel, start_s: int) -> FloatArray:
-        """The last tail_len samples before start_s, NaN where nothing was seen."""
-        length = self.tail_len
-        tail = self.tails.get(channel, _empty())
-        gap = 0 if self.next_slot_s is None else start_s - self.next_slot_s
-        known = np.concatenate((np.full(length, np.nan), tail, np.full(gap, np.nan)))
-        return known[len(known) - length :]
+    def _step_seconds(
+        self, start_s: int, gap: int, samples: Mapping[Channel, FloatArray]
+    ) -> list[RuleEvent]:
+        """The same decisions second by second, with the window counts carried."""
+        assert self.news2 is not None
+        stream = self._stream
+        if stream is None or stream.rules is not self.rules:
+            tails = {ch: _padded(self.tails.get(ch), self.tail_len, 0) for ch in Channel}
+            stream = self._stream = RuleStream(self.rules, tails, self.rule_states, self.tail_len)
+        for _ in range(gap):
+            stream.push(_NO_SAMPLE)
+        columns = {channel: values.tolist() for channel, values in samples.items()}
+        events: list[RuleEvent] = []
+        for i in range(len(columns[Channel.SPO2])):
+            second = {channel: values[i] for channel, values in columns.items()}
+            stream.push(second)
+            events += stream.step(start_s + i)
+            if (start_s + i) % NEWS2_EVERY_S == 0:
+                observations = [
+                    (float(start_s + i), parameter, second[channel])
+                    for channel, parameter in _NEWS2_CHANNELS.items()
+                    if not math.isnan(second[channel])
+                ]
+                events += self.news2.step(observations)
+        return events
 
     def _step_rule(
         self,
@@ -142,7 +181,7 @@ class PatientDetector:
         start_s: int,
         suppressed: BoolArray | None,
     ) -> tuple[list[RuleEvent], BoolArray]:
-        state = self.rule_states.setdefault(rule.rule, _RuleState())
+        state = self.rule_states.setdefault(rule.rule, RuleState())
         trace = evaluate(
             rule, counts, new, state.active, state.clear_run_s, state.satseconds, suppressed
         )
@@ -163,7 +202,7 @@ class PatientDetector:
         ]
         state.active = bool(trace.active[-1])
         state.clear_run_s = min(trace.clear_run_end, rule.clear_s)
-        state.satseconds = float(trace.satseconds[-1])
+        state.satseconds = trace.satseconds_at(new - 1)
         return events, trace.active
 
     def to_json(self, with_tails: bool = True) -> dict[str, Any]:
@@ -172,15 +211,17 @@ class PatientDetector:
         Without `with_tails` it is a few hundred bytes: the recent samples can be rebuilt from
         the stored readings with `restore_tails` (the daemon does so, to spare the SD card).
         """
-        tails = {
-            channel.value: [None if np.isnan(v) else float(v) for v in values]
-            for channel, values in self.tails.items()
-        }
+        tails = {}
+        if with_tails:
+            tails = {
+                channel.value: [None if np.isnan(v) else float(v) for v in values]
+                for channel, values in self.tails.items()
+            }
         return {
             "tier": self.tier.value,
             "profile": self.profile.value,
             "next_slot_s": self.next_slot_s,
-            "tails": tails if with_tails else {},
+            "tails": tails,
             "rules": {
                 rule.value: [state.active, state.clear_run_s, state.satseconds]
                 for rule, state in self.rule_states.items()
@@ -202,6 +243,7 @@ class PatientDetector:
         if span is None:
             return
         first_s, end_s = span
+        self._stream = None
         for channel in Channel:
             values = np.full(end_s - first_s, np.nan)
             source = channels.get(channel)
@@ -210,7 +252,7 @@ class PatientDetector:
                     second = start_s + i
                     if first_s <= second < end_s:
                         values[second - first_s] = source[i]
-            self.tails[channel] = values
+            self._tails[channel] = values
 
     @classmethod
     def from_json(cls, data: dict[str, Any], tier: Tier, profile: Profile) -> PatientDetector:
@@ -222,12 +264,12 @@ class PatientDetector:
         for name, values in data.get("tails", {}).items():
             if name in Channel.__members__.values():
                 tail = np.array([np.nan if v is None else v for v in values], dtype=float)
-                detector.tails[Channel(name)] = tail[len(tail) - detector.tail_len :]
+                detector._tails[Channel(name)] = tail[len(tail) - detector.tail_len :]
         if data.get("tier") == tier.value and data.get("profile") == profile.value:
             for rule, saved in data.get("rules", {}).items():
                 if rule in RuleId.__members__.values():
                     active, clear_run_s, *rest = saved
-                    detector.rule_states[RuleId(rule)] = _RuleState(
+                    detector.rule_states[RuleId(rule)] = RuleState(
                         bool(active), int(clear_run_s), float(rest[0]) if rest else 0.0
                     )
         return detector
@@ -247,23 +289,22 @@ def _new_samples(
     return np.asarray(values, dtype=np.float64)[skip:]
 
 
-def _statistic(rule: WindowRule, trace: RuleTrace, index: int) -> float:
-    windows = trace.windows if trace.degraded[index] else trace.short_windows
-    return windows.value_at(rule.statistic, index)
+def _padded(tail: FloatArray | None, length: int, gap: int) -> FloatArray:
+    """The last `length` samples of `tail` followed by `gap` missing ones, NaN-padded."""
+    known = np.concatenate((np.full(length, np.nan), _EMPTY if tail is None else tail))
+    return np.concatenate((known, np.full(gap, np.nan)))[gap + len(known) - length :]
+
+
+_EMPTY = np.empty(0)
 
 
 def _stats(rule: WindowRule, value: float, trace: RuleTrace, index: int) -> dict[str, float | str]:
-    """What an alert records about the moment it changed state (NaN is not JSON: dropped)."""
-    numbers = {
-        f"window_{rule.statistic}": _statistic(rule, trace, index),
-        "value": value,
-        "window_s": float(rule.window_s),
-        "satseconds": float(trace.satseconds[index]),
-    }
-    if rule.alarm and np.isfinite(rule.alarm[0].high) and rule.statistic == "median":
-        numbers["limit"] = rule.alarm[0].high
-    stats: dict[str, float | str] = {k: v for k, v in numbers.items() if np.isfinite(v)}
-    stats["channel"] = rule.channel.value
-    if trace.active[index]:
-        stats["trigger"] = TRIGGERS[int(trace.trigger[index])]
-    return stats
+    """What an alert records about a state change found by the vectorised rules."""
+    trigger = trace.trigger_at(index) if trace.active[index] else None
+    return event_stats(
+        rule,
+        value,
+        trace.statistic_at(rule.statistic, index),
+        trace.satseconds_at(index),
+        trigger,
+    )

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from alerts.events import RuleEvent, Transition
 from alerts.rules import Priority, Profile, RuleId, Tier
 
@@ -117,6 +120,8 @@ class News2Rule:
         events: list[RuleEvent] = []
         for ts_s, parameter, value in observations:
             self.latest[parameter.value] = (ts_s, value)
+            if len(self.latest) < MIN_PARAMETERS:
+                continue  # fewer parameters ever seen than a score needs
             recent = {
                 Parameter(name): v for name, (t, v) in self.latest.items() if ts_s - t <= WINDOW_S
             }
@@ -142,6 +147,31 @@ class News2Rule:
                     )
                 )
         return events
+
+    def step_table(
+        self,
+        ts_s: npt.NDArray[np.int64],
+        parameters: tuple[Parameter, ...],
+        values: npt.NDArray[np.float64],
+    ) -> list[RuleEvent]:
+        """`step` over observations as a table: row i holds the values of `parameters` at
+        `ts_s[i]` (time order; NaN = not observed). While fewer than 4 parameters can be known,
+        nothing can be judged: only the latest value of each parameter is kept."""
+        seen = ~np.isnan(values)
+        columns_seen = np.flatnonzero(seen.any(axis=0)).tolist()
+        present = {parameters[column].value for column in columns_seen}
+        if len(present | self.latest.keys()) >= MIN_PARAMETERS:
+            rows, columns = np.nonzero(seen)  # row-major: time order, then column order
+            return self.step(
+                (float(ts_s[row]), parameters[column], float(values[row, column]))
+                for row, column in zip(rows.tolist(), columns.tolist(), strict=True)
+            )
+        for column, parameter in enumerate(parameters):
+            rows_seen = np.flatnonzero(seen[:, column])
+            if len(rows_seen):
+                last = rows_seen[-1]
+                self.latest[parameter.value] = (float(ts_s[last]), float(values[last, column]))
+        return []
 
     def to_json(self) -> dict[str, Any]:
         return {"latest": {k: list(v) for k, v in self.latest.items()}, "active": self.active}

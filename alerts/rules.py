@@ -276,31 +276,91 @@ def window_rules(tier: Tier, profile: Profile) -> tuple[WindowRule, ...]:
 def with_overrides(
     rules: tuple[WindowRule, ...], overrides: Mapping[str, Mapping[str, object]]
 ) -> tuple[WindowRule, ...]:
-    """Rules with per-patient field overrides, e.g. {"S2": {"window_s": 90}}.
+    """Rules with per-patient overrides, e.g. {"S2": {"threshold": 90, "window_s": 90}}.
 
-    Raises ValueError for an unknown rule or field, or a value of the wrong type.
+    Fields: `window_s` (1-3600), `clear_s` (1-86400), `min_valid_fraction` (0-1], and for the
+    SpO2 rules S1, S2 and S3 `threshold`: the alarm limit ("median <= threshold"); the clear
+    level moves with it, so the hysteresis margin stays. S3 (borderline) starts where S2 ends,
+    so an S2 threshold also moves S3's lower bound (S3 never fires when that is at or above
+    S3's top). Raises ValueError naming the rule and field for an unknown rule or field, or a
+    value of the wrong type or out of range.
     """
     by_id = {rule.rule.value: rule for rule in rules}
     unknown = set(overrides) - set(by_id)
     if unknown:
         raise ValueError(f"unknown rule(s): {', '.join(sorted(unknown))}")
+    s2 = by_id.get(RuleId.S2.value)
+    s2_fields = overrides.get(RuleId.S2.value, {})
+    s2_limit = _overridden(s2, s2_fields).alarm[0].high if s2 and "threshold" in s2_fields else None
     changed = []
     for rule in rules:
-        fields = dict(overrides.get(rule.rule.value, {}))
-        for name, value in fields.items():
-            _check_override(rule, name, value)
-        changed.append(dataclasses.replace(rule, **fields) if fields else rule)  # type: ignore[arg-type]
+        if rule.rule is RuleId.S3 and s2_limit is not None:
+            band = dataclasses.replace(rule.alarm[0], low=s2_limit)
+            rule = dataclasses.replace(rule, alarm=(band,))  # noqa: PLW2901
+        changed.append(_overridden(rule, overrides.get(rule.rule.value, {})))
     return tuple(changed)
 
 
-_OVERRIDABLE = {"window_s": int, "clear_s": int, "min_valid_fraction": float}
+_OVERRIDE_RANGES: dict[str, tuple[type, float, float]] = {
+    "window_s": (int, 1, 3600),
+    "clear_s": (int, 1, 86400),
+    "min_valid_fraction": (float, 0.0, 1.0),
+    "threshold": (float, 50.0, 100.0),  # SpO2 %, the only thresholded channel so far
+}
 
 
-def _check_override(rule: WindowRule, name: str, value: object) -> None:
-    expected = _OVERRIDABLE.get(name)
-    if expected is None:
-        raise ValueError(f"{rule.rule}.{name}: not a setting that can be overridden")
-    if isinstance(value, bool) or not isinstance(value, int | float):
+def _overridden(rule: WindowRule, fields: Mapping[str, object]) -> WindowRule:
+    checked = {name: _checked(rule, name, value) for name, value in fields.items()}
+    threshold = checked.pop("threshold", None)
+    changed = dataclasses.replace(rule, **checked) if checked else rule  # type: ignore[arg-type]
+    return changed if threshold is None else _with_threshold(changed, threshold)
+
+
+def _with_threshold(rule: WindowRule, threshold: float) -> WindowRule:
+    """The alarm band's top moved to `threshold`, the clear level by the same amount."""
+    band = rule.alarm[0]
+    if not threshold > band.low:
+        raise ValueError(f"{rule.rule}.threshold: must be above {band.low:g}")
+    clear_low = rule.clear.low + threshold - band.high
+    _, _, top = _OVERRIDE_RANGES["threshold"]
+    if clear_low > top:
+        raise ValueError(
+            f"{rule.rule}.threshold: at most {top - (rule.clear.low - band.high):g}, or the"
+            f" alert could never clear (it clears at {rule.clear.low - band.high:g} above it)"
+        )
+    return dataclasses.replace(
+        rule,
+        alarm=(dataclasses.replace(band, high=threshold),),
+        clear=dataclasses.replace(rule.clear, low=clear_low),
+    )
+
+
+def _has_threshold(rule: WindowRule) -> bool:
+    """One alarm band on a median with a finite top (S1, S2, S3)."""
+    return (
+        rule.channel is Channel.SPO2
+        and rule.statistic == "median"
+        and len(rule.alarm) == 1
+        and math.isfinite(rule.alarm[0].high)
+    )
+
+
+def _checked(rule: WindowRule, name: str, value: object) -> float:
+    """The override's value (an int for whole-second fields); ValueError if it is invalid."""
+    expected = _OVERRIDE_RANGES.get(name)
+    if expected is None or (name == "threshold" and not _has_threshold(rule)):
+        allowed = [n for n in _OVERRIDE_RANGES if n != "threshold" or _has_threshold(rule)]
+        raise ValueError(
+            f"{rule.rule}.{name}: not a setting that can be overridden"
+            f" (possible: {', '.join(allowed)})"
+        )
+    kind, low, high = expected
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{rule.rule}.{name}: expected a number, got {value!r}")
-    if value <= 0:
-        raise ValueError(f"{rule.rule}.{name}: must be positive")
+    if kind is int:
+        if value != int(value) or not low <= value <= high:
+            raise ValueError(f"{rule.rule}.{name}: expected a whole number {low:g}-{high:g}")
+        return int(value)
+    if not low < value <= high:
+        raise ValueError(f"{rule.rule}.{name}: expected above {low:g} and at most {high:g}")
+    return float(value)

@@ -1,17 +1,23 @@
 """What storing 1 Hz readings costs the SD card, and how big the database gets in a year.
 
-    .venv/bin/python bench/bench_store.py [--seconds 300]
+    .venv/bin/python bench/bench_store.py [--seconds 900]
 
 1. Bytes written to disk per reading, from /proc/self/io `write_bytes` (what this process made
    dirty in the page cache: WAL frames, checkpoints into the database file, the wal-index;
    counted in 4 KiB pages, as the kernel writes them). A reading is one stored row: one metric
    of one device for one second. Each patient wears an oximeter (SpO2, pulse, PI at 1 Hz) and
    a thermometer (one value a minute); one transaction a second, as the daemon commits:
-   - `lean`: the store as it is (migration 3: series ids, time-ordered ids, no extra index);
+   - `lean 4K`: the store alone (migration 3: series ids, time-ordered ids, no extra index) in
+     a database with SQLite's default 4 KiB pages (databases created before 1 KiB pages);
+   - `lean`: the same in a new database (1 KiB pages, `store.PAGE_SIZE_BYTES`);
    - `v1`: the first schema (text columns, index on patient and time), same SQL as before;
-   - `one commit per reading`: the simple alternative, the lean store with a transaction per row;
-   - `lean + detector state`: what the daemon writes per batch, including each patient's
-     detector state as the detector serialises it today;
+   - `1 commit/reading`: the simple alternative, the lean store with a transaction per row;
+   - `state/batch 4K`: readings and every fed patient's detector state in each batch, 4 KiB
+     pages (the daemon before its state was checkpointed);
+   - `state/batch`: the same with 1 KiB pages;
+   - `daemon`: what the daemon writes now: 1 KiB pages, the detector state saved only when
+     forced or once a minute of data (gateway/checkpoints.py); the thermometer reading each
+     minute forces a save of that patient (real thermometers read far less often);
    - `lean, 5 s batches`: the lean store with store.batch_interval_s = 5.
 2. Database size: bytes per raw row and per per-minute summary row, measured on a day-sized
    sample at 20 patients, then extrapolated to a year with `retention_days` of raw readings.
@@ -50,6 +56,7 @@ from gateway.store import Patient, ReadingRow, Store  # noqa: E402
 T0_S = 1_800_000_000
 OXIMETER_METRICS = ("spo2_percent", "pulse_bpm", "pi_percent")
 DAY_S = 86_400
+OLD_PAGE_SIZE_BYTES = 4096  # SQLite's default, which databases created before kept
 Batch = list[ReadingRow]
 
 
@@ -78,8 +85,17 @@ def second_of_readings(patients: int, second: int, rng: random.Random) -> Batch:
     return rows
 
 
-def open_lean(path: Path, patients: int) -> Store:
-    store = Store.open(path, "bench")
+def open_lean(path: Path, patients: int, page_size_bytes: int | None = None) -> Store:
+    """A store with `patients` patients; `page_size_bytes` creates the file with that page
+    size first (as a database created by an older pulsegate)."""
+
+    def connect(db_path: Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA page_size = {page_size_bytes}")
+        conn.execute("PRAGMA journal_mode = WAL")  # writes the header: the size is fixed
+        return conn
+
+    store = Store.open(path, "bench", connect if page_size_bytes else None)
     for i in range(patients):
         store.add_patient(Patient(f"patient-{i:03d}", Tier.RED, Profile.DEFAULT), T0_S)
     return store
@@ -96,8 +112,8 @@ def bytes_per_reading(
     return (write_bytes() - before) / rows
 
 
-def lean(patients: int, seconds: int, workdir: Path) -> float:
-    store = open_lean(workdir / "lean.db", patients)
+def lean(patients: int, seconds: int, workdir: Path, page_size_bytes: int | None = None) -> float:
+    store = open_lean(workdir / f"lean{page_size_bytes}.db", patients, page_size_bytes)
     try:
         return bytes_per_reading(
             patients,
@@ -163,15 +179,26 @@ def v1(patients: int, seconds: int, workdir: Path) -> float:
         conn.close()
 
 
-def lean_with_detector_state(patients: int, seconds: int, workdir: Path) -> float:
-    """The daemon's batch: readings and each patient's detector state, one transaction."""
+def lean_with_detector_state(
+    patients: int,
+    seconds: int,
+    workdir: Path,
+    every_batch: bool,
+    page_size_bytes: int | None = None,
+) -> float:
+    """The daemon's batch: readings and the detector states it saves, one transaction;
+    `every_batch`: every fed patient's state in every batch, as before checkpoints."""
     config = parse_config({"gateway": {"data_dir": str(workdir)}})
-    store = open_lean(workdir / "daemon.db", patients)
+    name = f"daemon-{every_batch}-{page_size_bytes}.db"
+    store = open_lean(workdir / name, patients, page_size_bytes)
     daemon = Daemon(config, StoreWorker(store), WallClock(), Ingest())
     daemon.patients = {p.id: p for p in store.list_patients()}
 
     def write(batch: Batch) -> None:
         events, states = daemon._detect(batch)
+        if every_batch:
+            fed = {row.patient_id for row in batch if row.patient_id is not None}
+            states = {p: daemon.detectors[p].to_json(with_tails=False) for p in fed}
         store.write_batch(batch, events, states, daemon._message, batch[0].ts_s)
 
     try:
@@ -239,21 +266,35 @@ def database_size(workdir: Path, hours: int, retention_days: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=int, default=300, help="simulated seconds per run")
+    parser.add_argument("--seconds", type=int, default=900, help="simulated seconds per run")
     parser.add_argument("--hours", type=int, default=6, help="size sample, hours of readings")
     args = parser.parse_args()
     print("Bytes written per reading (1 Hz, one transaction a second), from /proc/self/io:")
-    columns = ("lean", "v1", "1 commit/reading", "lean+detector", "lean, 5 s batches")
+    columns = (
+        "lean 4K",
+        "lean",
+        "v1",
+        "1 commit/reading",
+        "state/batch 4K",
+        "state/batch",
+        "daemon",
+        "lean, 5 s batches",
+    )
     print(f"{'patients':>8} " + " ".join(f"{c:>{max(8, len(c))}}" for c in columns))
     with tempfile.TemporaryDirectory(prefix="bench-store") as tmp:
         for patients in (1, 20, 50):
             workdir = Path(tmp) / str(patients)
             workdir.mkdir()
             figures = (
+                lean(patients, args.seconds, workdir, OLD_PAGE_SIZE_BYTES),
                 lean(patients, args.seconds, workdir),
                 v1(patients, args.seconds, workdir),
-                one_commit_per_reading(patients, max(10, args.seconds // 10), workdir),
-                lean_with_detector_state(patients, args.seconds, workdir),
+                one_commit_per_reading(patients, max(10, args.seconds // 30), workdir),
+                lean_with_detector_state(
+                    patients, args.seconds, workdir, True, OLD_PAGE_SIZE_BYTES
+                ),
+                lean_with_detector_state(patients, args.seconds, workdir, True),
+                lean_with_detector_state(patients, args.seconds, workdir, False),
                 lean_batched(patients, args.seconds, workdir, 5),
             )
             widths = (max(8, len(c)) for c in columns)

@@ -21,6 +21,7 @@ from gateway.migrations import reading_id_floor
 from gateway.retention import used_bytes
 from gateway.store import Store
 from gateway.timekeeper import system_clock_synchronized
+from gateway.uplink_budget import uplink_line, uplink_status
 
 log = logging.getLogger(__name__)
 RECENT_S = 86_400  # flagged readings are counted over the last day (an id range, no scan)
@@ -115,6 +116,7 @@ def gather(store: Store, config: Config, now_s: float | None = None) -> dict[str
         "disk": disk_status(store, config),
         "clock": clock_status(store, now_s),
         "sync": sync_status(store),
+        "uplink": uplink_status(store, config, now_s),  # backlog per priority, bytes today
     }
 
 
@@ -153,4 +155,5 @@ def lines(info: dict[str, Any]) -> list[str]:
         f" {disk['disk_total_bytes'] / 1e9:,.1f} GB",
         f"clock: {trust}; {flagged} readings with an untrusted time in the last day",
         f"last sync: {_when(sync['last_acknowledged_s'], now_s)}",
+        *([uplink_line(info["uplink"])] if "uplink" in info else []),
     ]

@@ -21,15 +21,21 @@ from gateway.cli_errors import EXIT_USAGE, fail
 from gateway.cli_store import config_of, open_store
 from gateway.config import ConfigError, load_config
 from gateway.console import ConsoleReporter
+from gateway.contacts_cli import contacts, notifications
 from gateway.daemon import Daemon, DeviceSource, StoreWorker
 from gateway.decode_cli import convert, decode
 from gateway.devices_cli import devices, link_status_lines, link_statuses
 from gateway.hub_cli import hub
+from gateway.hub_data_cli import HUB_DATA_COMMANDS
+from gateway.hub_settings_cli import hub_settings
 from gateway.ingest import Ingest
 from gateway.replay_cli import replay_command
+from gateway.report_cli import report_command
+from gateway.settings_cli import patients_set, patients_show
 from gateway.sources import build_sources
 from gateway.store import Patient, Store
 from gateway.timekeeper import Timekeeper
+from gateway.web_cli import demo_web, patients_name, status_page_line, web
 from sync.payload import OutboxMessage, alert_event_message
 
 
@@ -78,7 +84,11 @@ def main(ctx: click.Context, config_path: Path | None, log_level: str | None) ->
     help="With --simulate: how many times faster than real time the scenarios run.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Simulator noise seed.")
-@click.option("--quiet", is_flag=True, help="Do not print readings and alerts to stdout.")
+@click.option(
+    "--quiet",
+    is_flag=True,
+    help="Do not print readings and alerts to stdout (with --simulate: and no demo status page).",
+)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -92,6 +102,9 @@ def run(
     config = config_of(ctx)
     if speed != 1.0 and not simulate:
         fail("--speed only makes sense with --simulate", EXIT_USAGE)
+    demo_pin = None
+    if simulate and not quiet:
+        config, demo_pin = demo_web(config)  # the demo's status page, its PIN printed below
     with open_store(ctx, checked=True) as store:
         box_status.record_start(store, time.time())
         last_s = store.last_reading_s() or 0.0
@@ -119,7 +132,13 @@ def run(
             click.echo(f"pulsegate {config.gateway.id}: data in {config.database_path}, {where}")
             if simulate:
                 click.echo(f"simulating {len(DEMO_PATIENTS)} patients at {speed:g}x real time")
-        daemon = Daemon(config, worker, clock, ingest, sources, reporter)
+        if reporter is not None:
+            click.echo(status_page_line(config, demo_pin))
+        try:
+            daemon = Daemon(config, worker, clock, ingest, sources, reporter)
+        except ConfigError as exc:
+            worker.shutdown()
+            fail(str(exc), EXIT_USAGE)
         asyncio.run(_run_for(daemon, duration))
         worker.shutdown()
         if reporter is not None:
@@ -306,3 +325,13 @@ main.add_command(convert)
 main.add_command(hub)
 main.add_command(devices)
 main.add_command(replay_command)
+main.add_command(report_command)
+main.add_command(web)
+main.add_command(contacts)
+main.add_command(notifications)
+patients.add_command(patients_name)
+patients.add_command(patients_set)
+patients.add_command(patients_show)
+hub.add_command(hub_settings)
+for command in HUB_DATA_COMMANDS:  # hub summaries, gaps, raw-request, raw
+    hub.add_command(command)

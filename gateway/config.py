@@ -17,9 +17,12 @@ from typing import Any
 
 from devices.protocols.catalog import UnknownProtocolError, get_protocol
 from devices.serial_port import SerialPortSpec
+from gateway.web.secret_hash import HashFormatError, parse_hash
+from sync.broker_security import CONFIG_LABELS, BrokerSecurity, SecurityError, load_security
 
 DEFAULT_CONFIG_PATH = Path("/etc/pulsegate/pulsegate.toml")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+WEB_LANGUAGES = ("zh", "en")
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -52,10 +55,31 @@ class MqttConfig:
     keepalive_s: int = 30
     client_id: str = ""
     max_inflight: int = 20
+    daily_budget_kb: int = 0  # summaries and raw data wait once a day's bytes reach it; 0: none
+    tls_ca_file: Path | None = None  # TLS on when set
+    tls_cert_file: Path | None = None  # client certificate (optional)
+    tls_key_file: Path | None = None
+    username: str = ""
+    password_file: Path | None = None  # read at start by security(), never kept here
 
     @property
     def enabled(self) -> bool:
         return bool(self.host)
+
+    def security(self) -> BrokerSecurity:
+        """The TLS context and credentials, read from their files now (ConfigError naming
+        the key if one cannot be used)."""
+        try:
+            return load_security(
+                ca_file=self.tls_ca_file,
+                cert_file=self.tls_cert_file,
+                key_file=self.tls_key_file,
+                username=self.username,
+                password_file=self.password_file,
+                labels=CONFIG_LABELS,
+            )
+        except SecurityError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +102,37 @@ class BleConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class WebConfig:
+    """The local status page. `listen` empty: no page (the default). `language` None: the
+    browser's Accept-Language decides (zh when it names neither zh nor en)."""
+
+    listen: str = ""  # "HOST:PORT", e.g. "0.0.0.0:8080" for the LAN
+    pin_hash: str = ""  # from `pulsegate web hash-pin`; empty: the page cannot acknowledge
+    language: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.listen)
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True, slots=True)
+class SmsConfig:
+    """A USB GSM modem for SMS escalation (alerts/escalation.py); off unless enabled."""
+
+    enabled: bool = False
+    port: str = "/dev/ttyUSB2"  # the modem's AT port (a by-id link is steadier)
+    baudrate: int = 115200
+    min_interval_s: float = 5.0  # between two SMS
+    max_per_hour: int = 30
+    send_timeout_s: float = 60.0  # +CMGS on a slow network takes 30-60 s
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     gateway: GatewayConfig
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -86,6 +141,8 @@ class Config:
     source: Path | None = None
     ble: BleConfig = field(default_factory=BleConfig)
     serial: tuple[SerialPortSpec, ...] = ()
+    web: WebConfig = field(default_factory=WebConfig)
+    sms: SmsConfig = field(default_factory=SmsConfig)
 
     @property
     def database_path(self) -> Path:
@@ -141,6 +198,12 @@ def parse_config(document: dict[str, Any], source: Path | None = None) -> Config
         keepalive_s=mqtt.integer("keepalive_s", 30, minimum=5, maximum=3600),
         client_id=mqtt.string("client_id", ""),
         max_inflight=mqtt.integer("max_inflight", 20, minimum=1, maximum=1000),
+        daily_budget_kb=mqtt.integer("daily_budget_kb", 0, minimum=0, maximum=10**7),
+        tls_ca_file=mqtt.path("tls_ca_file"),
+        tls_cert_file=mqtt.path("tls_cert_file"),
+        tls_key_file=mqtt.path("tls_key_file"),
+        username=mqtt.string("username", ""),
+        password_file=mqtt.path("password_file"),
     )
     detector = sections.section("detector")
     detector_config = DetectorConfig(
@@ -154,6 +217,8 @@ def parse_config(document: dict[str, Any], source: Path | None = None) -> Config
         silence_timeout_s=ble.number("silence_timeout_s", 15.0, minimum=1, maximum=600),
     )
     serial = _serial_devices(sections)
+    web = _web_config(sections.section("web"))
+    sms = _sms_config(sections.section("sms"))
     for part in (gateway, store, mqtt, detector, ble, sections):
         part.reject_unknown()
     return Config(
@@ -164,7 +229,46 @@ def parse_config(document: dict[str, Any], source: Path | None = None) -> Config
         source,
         ble=ble_config,
         serial=serial,
+        web=web,
+        sms=sms,
     )
+
+
+def _web_config(web: _Section) -> WebConfig:
+    """`[web]`: listen = "HOST:PORT" (empty: off), pin_hash, language = "zh" | "en"."""
+    listen = web.string("listen", "").strip()
+    if listen:
+        host, _, port = listen.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError(f"{web.key('listen')}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+    pin_hash = web.string("pin_hash", "").strip()
+    if pin_hash:
+        try:
+            parse_hash(pin_hash)
+        except HashFormatError as exc:
+            raise ConfigError(f"{web.key('pin_hash')}: {exc}") from None
+    language = web.string("language", "") or None
+    if language is not None and language not in WEB_LANGUAGES:
+        raise ConfigError(f"{web.key('language')}: expected one of {', '.join(WEB_LANGUAGES)}")
+    web.reject_unknown()
+    return WebConfig(listen, pin_hash, language)
+
+
+def _sms_config(sms: _Section) -> SmsConfig:
+    """`[sms]`: enabled, port, baudrate, min_interval_s, max_per_hour, send_timeout_s."""
+    enabled = sms.boolean("enabled", False)
+    config = SmsConfig(
+        enabled=enabled,
+        port=sms.string("port", "/dev/ttyUSB2"),
+        baudrate=sms.integer("baudrate", 115200, minimum=1200, maximum=4_000_000),
+        min_interval_s=sms.number("min_interval_s", 5.0, minimum=0, maximum=3600),
+        max_per_hour=sms.integer("max_per_hour", 30, minimum=1, maximum=3600),
+        send_timeout_s=sms.number("send_timeout_s", 60.0, minimum=5, maximum=600),
+    )
+    if enabled and not config.port:
+        raise ConfigError(f"{sms.key('port')}: give the modem's serial port, e.g. /dev/ttyUSB2")
+    sms.reject_unknown()
+    return config
 
 
 _USB_ID = re.compile(r"^([0-9A-Fa-f]{4}):([0-9A-Fa-f]{4})$")
@@ -242,6 +346,19 @@ class _Section:
             return default
         if not isinstance(value, str):
             raise ConfigError(f"{self._key(key)}: expected a string, got {value!r}")
+        return value
+
+    def path(self, key: str) -> Path | None:
+        """An optional file path; an empty string means none."""
+        value = self.string(key, "")
+        return Path(value) if value else None
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self._key(key)}: expected true or false, got {value!r}")
         return value
 
     def identifier(self, key: str, default: str) -> str:

@@ -23,19 +23,26 @@ from typing import Any, Protocol, TypeVar
 from alerts.channels import Sample, build_channels
 from alerts.engine import PatientDetector, RuleEvent
 from alerts.lifecycle import Alert, AlertEventKind
-from alerts.rules import Profile, Tier
+from alerts.rules import WindowRule
 from alerts.spot import TemperatureReading
 from devices.clock import Clock
 from devices.protocols.reading import Metric, Quality
 from gateway import retention
+from gateway.checkpoints import Checkpoints, catch_up, temperatures_replayable
 from gateway.config import Config
 from gateway.daily_job import DailyJob
 from gateway.ingest import Ingest
-from gateway.migrations import reading_id_floor
 from gateway.notify import Notifier
+from gateway.patient_settings import patients_with_overrides
 from gateway.reminders import send_due_reminders
+from gateway.settings_detector import NO_OVERRIDES, refit_detector, rules_for
+from gateway.settings_downlink import apply_settings_downlink
+from gateway.sms_escalation import SmsEscalation
 from gateway.store import Patient, ReadingRow, Store, StoreError
 from gateway.timekeeper import Timekeeper, shift_rows, shift_stored_readings
+from gateway.uplink import Uplink, answer_raw_request
+from gateway.uplink_budget import budgeted_outbox
+from gateway.web import server as status_page
 from sync.payload import (
     GatewayState,
     OutboxMessage,
@@ -48,6 +55,8 @@ from sync.payload import (
     status_topic,
 )
 from sync.publisher import BrokerSettings, Presence, Publisher
+from sync.raw_request import RAW_REQUEST_LEAF, raw_request_topic
+from sync.settings_payload import SETTINGS_LEAF, settings_topic
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -115,6 +124,7 @@ class Daemon:
     publisher: Publisher | None = None
     detectors: dict[str, PatientDetector] = field(default_factory=dict)
     patients: dict[str, Patient] = field(default_factory=dict)
+    overrides: dict[str, str] = field(default_factory=dict)  # patient -> overrides JSON
     notifier: Notifier = field(default_factory=Notifier)
     backlog: int = 0
     _downlink_tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -122,6 +132,7 @@ class Daemon:
     batches_failed: int = 0
     last_batch_monotonic_s: float = field(default_factory=time.monotonic)
     _unwritten: _Unwritten = field(default_factory=_Unwritten)
+    checkpoints: Checkpoints = field(default_factory=Checkpoints)
     daily_job: DailyJob = field(init=False)
 
     def __post_init__(self) -> None:
@@ -134,15 +145,21 @@ class Daemon:
                 client_id=mqtt.client_id or f"pulsegate-{self.config.gateway.id}",
                 keepalive_s=mqtt.keepalive_s,
                 max_inflight=mqtt.max_inflight,
+                security=mqtt.security(),  # reads the password file: ConfigError if it cannot
             )
             gateway = self.config.gateway
             presence = Presence(
                 status_topic=status_topic(mqtt.topic_prefix, gateway.site, gateway.id),
                 status_payload=self._status_payload,
-                downlink_topics=(ack_topic(mqtt.topic_prefix, gateway.site, gateway.id),),
+                downlink_topics=(
+                    ack_topic(mqtt.topic_prefix, gateway.site, gateway.id),
+                    raw_request_topic(mqtt.topic_prefix, gateway.site, gateway.id),
+                    settings_topic(mqtt.topic_prefix, gateway.site, gateway.id),
+                ),
                 on_downlink=self._on_downlink,
             )
-            self.publisher = Publisher(settings, self.worker, presence)
+            outbox = budgeted_outbox(self.worker, self.config)  # [mqtt] daily_budget_kb
+            self.publisher = Publisher(settings, outbox, presence)
 
     def _status_payload(self, state: GatewayState, will: bool) -> str:
         """The retained status message: online / offline, and how far the hospital is synced."""
@@ -161,9 +178,23 @@ class Daemon:
         return message.payload
 
     def _on_downlink(self, topic: str, payload: bytes) -> None:
-        task = asyncio.get_running_loop().create_task(self._apply_ack(topic, payload))
+        if topic.endswith(f"/{RAW_REQUEST_LEAF}"):  # the hospital asks for raw readings
+            work = answer_raw_request(self.worker, self.config, topic, payload, time.time())
+        elif topic.endswith(f"/{SETTINGS_LEAF}"):  # per-patient settings from the hospital
+            work = self._apply_settings(topic, payload)
+        else:
+            work = self._apply_ack(topic, payload)
+        task = asyncio.get_running_loop().create_task(work)
         self._downlink_tasks.add(task)
         task.add_done_callback(self._downlink_tasks.discard)
+
+    async def _apply_settings(self, topic: str, payload: bytes) -> None:
+        """Settings from the hospital applied (or refused) with their echo, then in force."""
+        now_s = self.clock.now_s()
+        if await apply_settings_downlink(self.worker, self.config, topic, payload, now_s):
+            await self._refresh_patients()
+            if self.publisher is not None:
+                self.publisher.wakeup.set()
 
     async def _apply_ack(self, topic: str, payload: bytes) -> None:
         """An acknowledgement from the hospital: applied like a local one (and echoed up)."""
@@ -192,6 +223,15 @@ class Daemon:
         log.info("alert %s acknowledged by %s at the hospital", alert.id, command.acked_by)
         self._announce([(alert, AlertEventKind.ACKED)])
 
+    async def ack(self, alert_ref: str, acked_by: str) -> Alert:
+        """Acknowledge an alert as `pulsegate ack` does (StoreError when it cannot be); the
+        acked event goes upstream. Used by the status page."""
+        alert = await self.worker.call(
+            self.worker.store.ack, alert_ref, acked_by, self.clock.now_s(), self._message
+        )
+        self._announce([(alert, AlertEventKind.ACKED)])
+        return alert
+
     def _message(self, alert: Alert, kind: AlertEventKind, ts_s: float) -> OutboxMessage:
         gateway = self.config.gateway
         return alert_event_message(self.config.mqtt.topic_prefix, gateway.site, alert, kind, ts_s)
@@ -210,6 +250,11 @@ class Daemon:
                 retention.maintain(self.worker, policy, self.clock.now_s, stop, self._clock_trusted)
             )
         )
+        uplink = Uplink(self.worker, self.config, self.clock.now_s)  # status records, summaries
+        tasks.append(asyncio.create_task(uplink.run(stop)))
+        tasks.append(asyncio.create_task(status_page.serve(self, stop)))  # [web] listen
+        sms = SmsEscalation(self.worker, self.config, self.clock.now_s)  # [sms] enabled
+        tasks.append(asyncio.create_task(sms.run(stop)))
         publisher_task = None
         if self.publisher is not None:
             publisher_task = asyncio.create_task(self.publisher.run(stop))
@@ -279,6 +324,7 @@ class Daemon:
         for detector in self.detectors.values():
             if detector.next_slot_s is not None:
                 detector.next_slot_s += fix.shift_s
+        self.checkpoints.save_all = True  # the saved positions are on the old time line
         try:
             await self.worker.call(
                 shift_stored_readings, self.worker.store, fix, self.clock.now_s()
@@ -323,27 +369,27 @@ class Daemon:
     async def _refresh_patients(self) -> None:
         backlog = await self.worker.call(self.worker.store.outbox_backlog)
         self.backlog = sum(backlog.values())
-        patients = await self.worker.call(self.worker.store.list_patients)
+        patients, self.overrides = await self.worker.call(
+            patients_with_overrides, self.worker.store
+        )
         self.patients = {p.id: p for p in patients}
 
     async def _restore_detectors(self) -> None:
-        """Each detector's rule state from the store, and its recent samples rebuilt from the
-        stored readings (they were committed with the state, in the same transaction)."""
+        """Each detector's saved state from the store, then its recent samples rebuilt and the
+        readings stored since the save replayed (see gateway.checkpoints)."""
         states = await self.worker.call(self.worker.store.detector_states)
+        replayed_s = 0
         for patient_id, state in states.items():
             patient = self.patients.get(patient_id)
             if patient is None:
                 continue
             detector = PatientDetector.from_json(state, patient.tier, patient.profile)
-            span = detector.history_span_s()
-            if span is not None and not detector.tails:
-                samples = await self.worker.call(
-                    _stored_samples, self.worker.store, patient_id, *span
-                )
-                built = build_channels(samples)
-                if built is not None:
-                    detector.restore_tails(*built)
+            detector.rules = self._rules_of(patient)  # the patient's overrides, if any
+            replayed_s += await self.worker.call(catch_up, self.worker.store, detector, patient_id)
             self.detectors[patient_id] = detector
+            self.checkpoints.saved.add(patient_id)
+        if states:
+            log.info("detectors restored: %d patients, %d s replayed", len(states), replayed_s)
 
     async def _write_batch(self, final: bool = False) -> None:
         # Bindings first: a reading belongs to whoever wore the device at its second.
@@ -351,7 +397,7 @@ class Daemon:
             self.ingest.binding_history = await self.worker.call(self.worker.store.binding_history)
         before_s = math.inf if final else self.clock.now_s() - self.config.detector.lag_s
         rows = self.ingest.drain(before_s)
-        events, states = self._detect(rows)
+        events, states = self._detect(rows, final)
         pending = self._unwritten
         pending.rows.extend(rows)
         pending.events.extend(events)
@@ -383,9 +429,9 @@ class Daemon:
         self._announce(produced)
 
     def _detect(
-        self, rows: Sequence[ReadingRow]
+        self, rows: Sequence[ReadingRow], final: bool = False
     ) -> tuple[list[tuple[Patient, RuleEvent]], dict[str, dict[str, Any]]]:
-        """Run each patient's detector over the new seconds."""
+        """Run each patient's detector over the new seconds; the states to save with them."""
         per_patient: dict[str, list[Sample]] = defaultdict(list)
         temperatures: dict[str, list[TemperatureReading]] = defaultdict(list)
         for row in rows:
@@ -397,31 +443,54 @@ class Daemon:
             else:
                 per_patient[row.patient_id].append((row.ts_s, row.metric, row.value, row.quality))
         events: list[tuple[Patient, RuleEvent]] = []
-        states: dict[str, dict[str, Any]] = {}
         for patient_id in per_patient.keys() | temperatures.keys():
             patient = self.patients[patient_id]
+            previous = self.detectors.get(patient_id)
             detector = self._detector_for(patient)
+            first_event = len(events)
             built = build_channels(per_patient.get(patient_id, []))
+            late = False
             if built is not None:
                 start_s, channels = built
+                late = detector.next_slot_s is not None and start_s < detector.next_slot_s
                 events.extend((patient, event) for event in detector.step(start_s, channels))
+                if late and detector.next_slot_s is not None:
+                    slot_s, tail_len = detector.next_slot_s, detector.tail_len
+                    self.checkpoints.skipped_late(patient_id, slot_s, tail_len)
             readings = sorted(temperatures.get(patient_id, []))
+            last_temp_s = detector.temperature.last_reading_s if detector.temperature else None
             events.extend((patient, event) for event in detector.step_temperatures(readings))
-            states[patient_id] = detector.to_json(with_tails=False)
+            replayable = temperatures_replayable(
+                readings, built[0] if built else None, detector.next_slot_s, last_temp_s
+            )
+            rebuild = detector is not previous or late or not replayable
+            self.checkpoints.fed(patient_id, rebuild or len(events) > first_event)
+        newest_s = max((row.ts_s for row in rows), default=None)
+        states: dict[str, dict[str, Any]] = {}
+        for patient_id in self.checkpoints.take(newest_s, final):
+            detector = self.detectors[patient_id]
+            tails = self.checkpoints.with_tails(patient_id, detector.next_slot_s)
+            states[patient_id] = detector.to_json(with_tails=tails)
         events.sort(key=lambda pair: pair[1].ts_s)
         return events, states
 
     def _detector_for(self, patient: Patient) -> PatientDetector:
+        """The patient's detector, refitted when its tier, profile or overrides changed."""
+        rules = self._rules_of(patient)
         detector = self.detectors.get(patient.id)
-        if detector is None or (detector.tier, detector.profile) != (patient.tier, patient.profile):
-            state = detector.to_json() if detector is not None else None
-            detector = (
-                PatientDetector.from_json(state, patient.tier, patient.profile)
-                if state is not None
-                else PatientDetector(Tier(patient.tier), Profile(patient.profile))
-            )
+        wanted = (patient.tier, patient.profile, rules)
+        if detector is None or (detector.tier, detector.profile, detector.rules) != wanted:
+            detector = refit_detector(detector, patient.tier, patient.profile, rules)
             self.detectors[patient.id] = detector
         return detector
+
+    def _rules_of(self, patient: Patient) -> tuple[WindowRule, ...]:
+        overrides = self.overrides.get(patient.id, NO_OVERRIDES)
+        try:
+            return rules_for(patient.tier, patient.profile, overrides)
+        except ValueError as exc:  # stored settings are checked first: not expected
+            log.error("patient %s: overrides not usable (%s); using the defaults", patient.id, exc)
+            return rules_for(patient.tier, patient.profile, NO_OVERRIDES)
 
 
 def _log_committed(
@@ -435,13 +504,3 @@ def _log_committed(
             max((row.ts_s for row in rows), default="-"),
             ",".join(f"{alert.id}:{kind.value}" for alert, kind in produced) or "-",
         )
-
-
-def _stored_samples(store: Store, patient_id: str, start_s: int, end_s: int) -> list[Sample]:
-    """The continuous readings of a patient for seconds [start_s, end_s)."""
-    rows = store.db.execute(
-        "SELECT ts_s, metric, value, quality FROM readings"
-        " WHERE id >= ? AND id < ? AND patient_id = ? AND metric != ?",
-        [reading_id_floor(start_s), reading_id_floor(end_s), patient_id, Metric.TEMP.value],
-    )
-    return [(float(ts), str(metric), value, int(quality)) for ts, metric, value, quality in rows]

@@ -186,15 +186,25 @@ def temperature_days(
     thermometer reading (skin, finger and toe readings are not body temperature)."""
     start_s = local_midnight_s(first, utc_offset_s)
     end_s = local_midnight_s(last + dt.timedelta(days=1), utc_offset_s)
+    times, temps = axillary_readings(store, patient_id, start_s, end_s)
+    return aggregate_temperature_days(times, temps, utc_offset_s)
+
+
+def axillary_readings(
+    store: Store, patient_id: str, start_s: int, end_s: int
+) -> tuple[list[float], list[float]]:
+    """(times, axillary-equivalent °C) of the patient's usable thermometer readings with
+    start_s <= ts_s < end_s, oldest first (skin, finger and toe readings left out; a
+    summarised minute gives its highest reading)."""
     times: list[float] = []
     temps: list[float] = []
     low, high = PLAUSIBLE_RANGE[Metric.TEMP]
     rows = read_rows(store, patient_id, Metric.TEMP, start_s, end_s, "value_max")
-    for ts_s, value, quality, site in rows:
+    for ts_s, value, quality, site in sorted(rows, key=lambda row: row[0]):
         if value is None or quality & INVALIDATING or not low <= value <= high:
             continue
         axillary_c = axillary_equivalent_c(value, site)
         if axillary_c is not None:
             times.append(ts_s)
             temps.append(axillary_c)
-    return aggregate_temperature_days(times, temps, utc_offset_s)
+    return times, temps

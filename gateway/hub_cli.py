@@ -14,7 +14,10 @@ from typing import Any
 
 import click
 
+from gateway.broker_options import security_options
 from gateway.cli_errors import EXIT_USAGE, fail
+from gateway.hub_web_cli import http_option, serving_dashboard, user_commands
+from sync.broker_security import BrokerSecurity
 from sync.fhir import alerts_bundle
 from sync.hub import (
     PUBACK_TIMEOUT_S,
@@ -53,7 +56,8 @@ run_broker_option = click.option(
     "--broker",
     envvar="PULSEGATE_HUB_BROKER",
     required=True,
-    help="The broker, mqtt://HOST[:PORT] (env PULSEGATE_HUB_BROKER).",
+    help="The broker, mqtt://HOST[:PORT] or, with TLS (--ca-file), mqtts://HOST[:PORT]"
+    " (env PULSEGATE_HUB_BROKER).",
 )
 ack_broker_option = click.option(
     "--broker",
@@ -78,21 +82,29 @@ def _open(db_url: str) -> Iterator[HubStore]:
 
 
 def _settings(
-    broker: str, client_id: str, group: str, prefix: str, keepalive_s: int
+    broker: str,
+    client_id: str,
+    group: str,
+    prefix: str,
+    keepalive_s: int,
+    security: BrokerSecurity,
 ) -> HubSettings:
     try:
         host, port = parse_broker_url(broker)
     except ValueError as exc:
         fail(str(exc), EXIT_USAGE)
+    if broker.startswith("mqtts:") and not security.tls:
+        fail(f"broker {broker!r}: mqtts:// needs --ca-file", EXIT_USAGE)
     if not group or any(char in group for char in "/+#$ "):
         fail(f"--group {group!r}: one topic level, without / + # $ or spaces", EXIT_USAGE)
-    return HubSettings(host, port, client_id, group, prefix, keepalive_s)
+    return HubSettings(host, port, client_id, group, prefix, keepalive_s, security)
 
 
 @click.group()
 def hub() -> None:
-    """The township receiver: collects alerts and gateway status from many boxes over MQTT
-    and sends clinicians' acknowledgements back down."""
+    """The township receiver: collects alerts, gateway status, device records, data gaps
+    and per-minute summaries from many boxes over MQTT and sends clinicians'
+    acknowledgements and raw-data requests back down."""
 
 
 @hub.command("run")
@@ -119,6 +131,8 @@ def hub() -> None:
     show_default=True,
     help="MQTT keepalive, seconds.",
 )
+@security_options
+@http_option
 def hub_run(
     broker: str,
     db_url: str,
@@ -126,11 +140,13 @@ def hub_run(
     client_id: str | None,
     topic_prefix: str,
     keepalive_s: int,
+    security: BrokerSecurity,
+    http: tuple[str, int] | None,
 ) -> None:
-    """Receive alerts and status from every gateway into the hub database (stops on
-    SIGINT/SIGTERM)."""
+    """Receive alerts, status, device records, gaps, summaries and raw data from every
+    gateway into the hub database (stops on SIGINT/SIGTERM)."""
     settings = _settings(
-        broker, client_id or default_client_id(group), group, topic_prefix, keepalive_s
+        broker, client_id or default_client_id(group), group, topic_prefix, keepalive_s, security
     )
     with _open(db_url) as store, _open(db_url) as ack_store:
         receiver = Hub(settings, store, ack_store)
@@ -145,7 +161,8 @@ def hub_run(
             settings.port,
             redacted_url(db_url),
         )
-        receiver.run(stop)
+        with serving_dashboard(http, db_url, topic_prefix):  # --http
+            receiver.run(stop)
         stats = receiver.stats
         log.info(
             "hub stopped: %d stored, %d duplicates, %d rejected, %d acknowledgements sent",
@@ -208,8 +225,14 @@ def hub_alerts(db_url: str, open_only: bool, limit: int, as_json: bool) -> None:
 @db_option
 @ack_broker_option
 @prefix_option
+@security_options
 def hub_ack(
-    alert_id: str, acked_by: str, db_url: str, broker: str | None, topic_prefix: str
+    alert_id: str,
+    acked_by: str,
+    db_url: str,
+    broker: str | None,
+    topic_prefix: str,
+    security: BrokerSecurity,
 ) -> None:
     """Acknowledge an alert (its first 8 characters are enough) and send the
     acknowledgement down to its gateway."""
@@ -217,7 +240,8 @@ def hub_ack(
         fail("--by: 1-64 printable characters (a staff id, not a patient's name)", EXIT_USAGE)
     settings = None
     if broker:
-        settings = _settings(broker, f"pulsegate-hub-ack-{os.getpid()}", "hub", topic_prefix, 30)
+        client_id = f"pulsegate-hub-ack-{os.getpid()}"
+        settings = _settings(broker, client_id, "hub", topic_prefix, 30, security)
     with _open(db_url) as store:
         found = store.find_alerts(alert_id)
         if not found:
@@ -291,3 +315,6 @@ def hub_export(db_url: str, as_fhir: bool, open_only: bool, limit: int, output: 
                 output.write(json.dumps(row, sort_keys=True) + "\n")
             return
     output.write(json.dumps(alerts_bundle(rows, time.time()), indent=2) + "\n")
+
+
+hub.add_command(user_commands(db_option))

@@ -237,12 +237,132 @@ def _v5_day_rule_evaluations(db: sqlite_utils.Database) -> None:
     )
 
 
+def _uplink_state(db: sqlite_utils.Database) -> None:
+    """What the uplink (sync/records.py, gateway/uplink.py) remembers across restarts: each
+    continuous device's data state (an open gap and its reasons), each patient's summary
+    watermark (minutes before it were summarised), and the bytes acknowledged per local day
+    and outbox priority (the daily data budget)."""
+    db.execute(
+        """CREATE TABLE uplink_devices (
+            device_id TEXT PRIMARY KEY,
+            patient_id TEXT NOT NULL,
+            state TEXT NOT NULL,
+            since_s REAL NOT NULL,
+            last_data_s REAL NOT NULL,
+            last_valid_s REAL NOT NULL,
+            reasons TEXT NOT NULL,
+            checked_through_s REAL NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE uplink_watermarks (
+            patient_id TEXT PRIMARY KEY,
+            summarised_through_s INTEGER NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE uplink_bytes (
+            day TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            bytes INTEGER NOT NULL,
+            messages INTEGER NOT NULL,
+            PRIMARY KEY (day, priority)
+        ) WITHOUT ROWID"""
+    )
+
+
+def _patient_display_names(db: sqlite_utils.Database) -> None:
+    """A name for each patient that people on the box may read (the status page, the daily
+    report): kept only on the box, never synced (messages carry the pseudonymous id)."""
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS patient_display_names (
+            patient_id TEXT PRIMARY KEY REFERENCES patients(id),
+            display_name TEXT NOT NULL,
+            updated_s REAL NOT NULL
+        )"""
+    )
+
+
+def _contacts_and_notifications(db: sqlite_utils.Database) -> None:
+    """Who is told of a patient's alerts (phone numbers stay on the box, never synced), and
+    every attempt to tell them, with its outcome, kept with the alert."""
+    db.execute(
+        """CREATE TABLE contacts (
+            id INTEGER PRIMARY KEY,
+            patient_id TEXT NOT NULL REFERENCES patients(id),
+            role TEXT NOT NULL CHECK (role IN ('family', 'doctor', 'township')),
+            name TEXT NOT NULL,
+            phone TEXT NOT NULL,
+            language TEXT NOT NULL CHECK (language IN ('zh', 'en')),
+            created_s REAL NOT NULL,
+            UNIQUE (patient_id, role, phone)
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE notification_attempts (
+            id INTEGER PRIMARY KEY,
+            alert_id TEXT NOT NULL REFERENCES alerts(id),
+            contact_id INTEGER NOT NULL,
+            role TEXT NOT NULL,
+            phone_masked TEXT NOT NULL,
+            priority TEXT NOT NULL,
+            step INTEGER NOT NULL,
+            attempt INTEGER NOT NULL,
+            ts_s REAL NOT NULL,
+            outcome TEXT NOT NULL
+                CHECK (outcome IN ('sending', 'sent', 'failed', 'rejected')),
+            message_ref INTEGER,
+            reason TEXT,
+            finished_s REAL
+        )"""
+    )
+    db.execute(
+        "CREATE INDEX notification_attempts_alert ON notification_attempts(alert_id, contact_id)"
+    )
+
+
+def _patient_settings(db: sqlite_utils.Database) -> None:
+    """Per-patient settings (tier, profile, rule overrides) with the version that set them,
+    from the hospital or the box itself; and a log of every settings change received,
+    applied, ignored (not newer) or rejected (invalid). No row: version 0, the defaults."""
+    db.execute(
+        """CREATE TABLE patient_settings (
+            patient_id TEXT PRIMARY KEY REFERENCES patients(id),
+            version INTEGER NOT NULL,
+            tier TEXT NOT NULL CHECK (tier IN ('red', 'yellow', 'green')),
+            profile TEXT NOT NULL CHECK (profile IN ('default', 'copd')),
+            overrides TEXT NOT NULL,
+            source TEXT NOT NULL CHECK (source IN ('local', 'hospital')),
+            issued_by TEXT NOT NULL,
+            message_id TEXT,
+            applied_s REAL NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE patient_settings_log (
+            id INTEGER PRIMARY KEY,
+            patient_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            message_id TEXT,
+            outcome TEXT NOT NULL CHECK (outcome IN ('applied', 'ignored', 'rejected')),
+            reason TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            ts_s REAL NOT NULL
+        )"""
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1_initial,
     _v2_device_status,
     _v3_lean_readings,
     _v4_retention,
     _v5_day_rule_evaluations,
+    _uplink_state,
+    _patient_display_names,
+    _contacts_and_notifications,
+    _patient_settings,
 )
 
 

@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 from gateway.config import StoreConfig
 from gateway.migrations import reading_id_floor
 from gateway.store import Store
+from gateway.uplink_raw import drop_oldest_unsent_raw
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -170,11 +171,16 @@ async def apply_retention(worker: StoreCaller, policy: RetentionPolicy, now_s: f
 
 
 async def apply_ceiling(worker: StoreCaller, policy: RetentionPolicy, now_s: float) -> int:
-    """Above the size ceiling, roll up the oldest raw readings until under it (or none are
-    left); returns rows removed. Summaries, alerts and the outbox are never dropped."""
+    """Above the size ceiling, drop the unsent raw-data outbox rows (oldest first), then roll
+    up the oldest raw readings until under it (or none are left); returns readings removed.
+    Summaries, alerts and the rest of the outbox are never dropped."""
     if not policy.max_database_bytes:
         return 0
     used = await worker.call(used_bytes, worker.store)
+    while used > policy.max_database_bytes:
+        if not await worker.call(drop_oldest_unsent_raw, worker.store, now_s):
+            break
+        used = await worker.call(used_bytes, worker.store)
     removed = 0
     while used > policy.max_database_bytes:
         chunk = await worker.call(roll_up_chunk, worker.store, float("inf"))

@@ -6,6 +6,9 @@ Subscriptions (MQTT v5):
   each other, and write to one database that de-duplicates by message id.
 - `<prefix>/+/+/status`, QoS 1, not shared: status messages are retained, and brokers do not
   replay retained messages to shared subscriptions; every hub gets them (stored once).
+- `$share/<group>/<prefix>/+/+/devices`, `.../summaries`, `.../raw`, QoS 1, shared: device
+  records, data gaps, per-minute summaries and answers to raw-data requests
+  (sync/hub_intake.py), stored once each.
 
 A message is acknowledged to the broker (PUBACK, manual) only once it is committed, so a hub
 killed or a database lost between the two gets it again. The session is persistent
@@ -30,7 +33,11 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from sync.broker_security import NO_SECURITY, BrokerSecurity
+from sync.hub_intake import DATA_LEAVES, handle_data_message
 from sync.hub_messages import parse_alert_event, parse_status
+from sync.hub_raw_requests import send_pending_raw_requests
+from sync.hub_settings import handle_settings_echo, send_pending_settings
 from sync.hub_store import HubStore, HubStoreError, PendingAck
 from sync.payload import (
     ALERTS_LEAF,
@@ -40,10 +47,12 @@ from sync.payload import (
     split_topic,
     topic_filter,
 )
+from sync.settings_payload import SETTINGS_ECHO_LEAF
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 1883
+DEFAULT_TLS_PORT = 8883
 RECONNECT_MIN_DELAY_S = 1
 RECONNECT_MAX_DELAY_S = 30
 SESSION_EXPIRY_S = 7 * 24 * 3600
@@ -62,23 +71,33 @@ class HubSettings:
     group: str = "hub"
     topic_prefix: str = "pulsegate"
     keepalive_s: int = 30
+    security: BrokerSecurity = NO_SECURITY  # TLS and credentials (sync/broker_security.py)
 
     @property
-    def subscriptions(self) -> tuple[str, str]:
+    def subscriptions(self) -> tuple[str, ...]:
         return (
             shared_filter(self.group, topic_filter(self.topic_prefix, ALERTS_LEAF)),
             topic_filter(self.topic_prefix, STATUS_LEAF),
+            shared_filter(self.group, topic_filter(self.topic_prefix, SETTINGS_ECHO_LEAF)),
+            # device records, gaps, summaries, raw-data answers (sync/hub_intake.py)
+            *(
+                shared_filter(self.group, topic_filter(self.topic_prefix, leaf))
+                for leaf in DATA_LEAVES
+            ),
         )
 
 
 def parse_broker_url(url: str) -> tuple[str, int]:
-    """(host, port) of `mqtt://HOST[:PORT]`; ValueError with the expected form otherwise."""
+    """(host, port) of `mqtt://HOST[:PORT]` (or `mqtts://`, port 8883 by default); ValueError
+    with the expected form otherwise."""
     try:
         parsed = urllib.parse.urlsplit(url)
-        port = parsed.port or DEFAULT_PORT
+        default_port = DEFAULT_TLS_PORT if parsed.scheme == "mqtts" else DEFAULT_PORT
+        port = parsed.port or default_port
     except ValueError as exc:
         raise ValueError(f"broker {url!r}: {exc}") from exc
-    if parsed.scheme != "mqtt" or not parsed.hostname or parsed.path not in ("", "/"):
+    scheme_ok = parsed.scheme in ("mqtt", "mqtts")
+    if not scheme_ok or not parsed.hostname or parsed.path not in ("", "/"):
         raise ValueError(f"broker {url!r}: expected mqtt://HOST[:PORT]")
     return parsed.hostname, port
 
@@ -144,6 +163,10 @@ class MessageHandler:
                         report.state,
                         " (its Last Will: the broker lost it)" if report.will else "",
                     )
+            elif leaf == SETTINGS_ECHO_LEAF:  # a gateway says which settings are active
+                added = handle_settings_echo(self.store, site, gateway, payload)
+            elif leaf in DATA_LEAVES:  # device records, gaps, summaries, raw-data answers
+                added = handle_data_message(self.store, site, gateway, leaf, payload, received_s)
             else:
                 raise PayloadError(f"the hub does not handle {leaf!r} topics")
         except PayloadError as exc:
@@ -178,19 +201,21 @@ def publish_pending_acks(
     return accepted
 
 
-def _client(client_id: str, manual_ack: bool) -> mqtt.Client:
-    return mqtt.Client(
+def _client(settings: HubSettings, manual_ack: bool) -> mqtt.Client:
+    client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
-        client_id=client_id,
+        client_id=settings.client_id,
         protocol=mqtt.MQTTv5,
         manual_ack=manual_ack,
     )
+    settings.security.apply(client)
+    return client
 
 
 def send_acks_once(settings: HubSettings, store: HubStore, timeout_s: float) -> int:
     """Connect, publish every pending acknowledgement, wait for the PUBACKs, disconnect.
     Raises OSError if the broker cannot be reached."""
-    client = _client(settings.client_id, manual_ack=False)
+    client = _client(settings, manual_ack=False)
     connected = threading.Event()
 
     def on_connect(_c: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
@@ -222,7 +247,7 @@ class Hub:
         self._ack_store = ack_store
         self._restart = threading.Event()
         self._connected = False
-        self._client = _client(settings.client_id, manual_ack=True)
+        self._client = _client(settings, manual_ack=True)
         self._client.reconnect_delay_set(RECONNECT_MIN_DELAY_S, RECONNECT_MAX_DELAY_S)
         # A bug met while handling one message is logged by paho and that message is left
         # unacknowledged, instead of silently ending the network thread.
@@ -236,7 +261,11 @@ class Hub:
 
     def _on_connect(self, client: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         if reason.is_failure:
-            log.warning("the broker refused the connection: %s", reason)
+            log.warning(
+                "the broker refused the connection: %s (check --username, --password-file"
+                " and the broker's ACL)",
+                reason,
+            )
             return
         self._connected = True
         log.info("connected to the broker %s:%d", self.settings.host, self.settings.port)
@@ -318,6 +347,22 @@ class Hub:
         self.stats.acks_sent += sent
         return sent
 
+    def send_pending_settings(self) -> int:
+        """Publish the settings messages `pulsegate hub settings` queued."""
+        try:
+            return send_pending_settings(self._client, self._ack_store, PUBACK_TIMEOUT_S)
+        except HubStoreError as exc:
+            log.warning("settings messages wait: %s", exc)
+            return 0
+
+    def send_pending_raw_requests(self) -> int:
+        """Publish the raw-data requests `pulsegate hub raw-request` queued."""
+        try:
+            return send_pending_raw_requests(self._client, self._ack_store, PUBACK_TIMEOUT_S)
+        except HubStoreError as exc:
+            log.warning("raw-data requests wait: %s", exc)
+            return 0
+
     def run(self, stop: threading.Event) -> None:
         """Receive and store until `stop` is set; send queued acknowledgements meanwhile."""
         self._start()
@@ -328,6 +373,8 @@ class Hub:
                     self._restart_connection(stop)
                 if time.monotonic() >= next_acks_s:
                     self.send_pending_acks()
+                    self.send_pending_settings()
+                    self.send_pending_raw_requests()
                     next_acks_s = time.monotonic() + ACK_RESEND_INTERVAL_S
         finally:
             self._connected = False

@@ -16,7 +16,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from sync import hub_data
+from sync.hub_data_messages import DataRecord
 from sync.hub_messages import CLOSED_STATUS, AlertEvent, StatusReport
+from sync.hub_settings import ensure_settings_tables
 from sync.hub_sql import Engine, HubStoreError, Transaction, open_engine, redacted_url
 from sync.payload import OutboxMessage
 
@@ -150,6 +153,8 @@ class HubStore:
                     " AND name = 'hub_meta'"
                 )
             if exists and exists[0]["found"]:
+                ensure_settings_tables(tx, self._engine.is_postgres)
+                hub_data.upgrade_schema(tx)  # an older hub database gains the newer tables
                 return
             for statement in SCHEMA:
                 tx.run(statement)
@@ -158,6 +163,12 @@ class HubStore:
                 " ON CONFLICT (key) DO NOTHING",
                 (SCHEMA_VERSION,),
             )
+            ensure_settings_tables(tx, self._engine.is_postgres)
+            hub_data.upgrade_schema(tx)
+
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """One transaction on the hub database, for the tables of sync.hub_settings."""
+        return self._engine.transaction()
 
     def record_alert_event(self, event: AlertEvent, received_s: float, received_by: str) -> bool:
         """Store one alert event; False if its message_id was already stored (a no-op)."""
@@ -332,7 +343,57 @@ class HubStore:
 
     def count(self, table: str) -> int:
         """Rows in one of the hub's tables (for status lines and tests)."""
-        if table not in {"hub_alerts", "hub_events", "hub_status", "hub_acks", "hub_rejected"}:
+        known = {"hub_alerts", "hub_events", "hub_status", "hub_acks", "hub_rejected"}
+        if table not in known | set(hub_data.DATA_TABLES):
             raise ValueError(f"not a hub table: {table}")
         with self._tx() as tx:
             return int(tx.rows(f"SELECT count(*) AS n FROM {table}")[0]["n"])
+
+    def record_data(self, record: DataRecord, received_s: float) -> bool:
+        """Store a device record, gap, summary or raw-data chunk; False if already stored."""
+        with self._tx() as tx:
+            added = hub_data.record_data(tx, record, received_s)
+            if added:
+                tx.run(_TOUCH_GATEWAY, (record.site, record.gateway, received_s))
+        return added
+
+    def patient_summaries(
+        self, site: str, gateway: str, patient: str, since_s: float, until_s: float | None = None
+    ) -> list[dict[str, Any]]:
+        """A patient's minute rows (minute_s, metric, n, missing, min, median, max, quality)
+        from `since_s` (up to `until_s`), oldest first."""
+        with self._tx() as tx:
+            return hub_data.patient_summaries(tx, (site, gateway, patient), since_s, until_s)
+
+    def gap_records(
+        self,
+        *,
+        site: str | None = None,
+        gateway: str | None = None,
+        patient: str | None = None,
+        since_s: float = 0.0,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """Closed data gaps that ended at or after `since_s`, newest first."""
+        filters = {"site": site, "gateway": gateway, "patient": patient}
+        with self._tx() as tx:
+            return hub_data.gap_records(tx, filters, since_s, limit)
+
+    def device_records(
+        self,
+        *,
+        site: str | None = None,
+        gateway: str | None = None,
+        patient: str | None = None,
+        since_s: float = 0.0,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """Device events (silent, no_signal, back) from `since_s`, newest first."""
+        filters = {"site": site, "gateway": gateway, "patient": patient}
+        with self._tx() as tx:
+            return hub_data.device_records(tx, filters, since_s, limit)
+
+    def devices_without_data(self) -> list[dict[str, Any]]:
+        """Devices whose data gap is still open (their newest event is silent or no_signal)."""
+        with self._tx() as tx:
+            return hub_data.devices_without_data(tx)

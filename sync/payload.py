@@ -58,6 +58,7 @@ class OutboxRow:
     topic: str
     message_id: str
     payload: str
+    created_s: float = 0.0  # the event time (0: unknown); `historical` is judged from it
 
 
 def iso_utc(ts_s: float) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from sync.broker_security import NO_SECURITY, BrokerSecurity
+from sync.delivery import prepare
 from sync.payload import GatewayState, OutboxRow
 
 log = logging.getLogger(__name__)
@@ -30,14 +33,29 @@ RECONNECT_MAX_DELAY_S = 30
 INFLIGHT_TIMEOUT_S = 30.0
 IDLE_POLL_S = 1.0
 LOOP_STALL_S = 60.0
+# paho keeps at most max_inflight on the wire and queues the rest in memory, sending the next
+# from its own thread as each PUBACK arrives; handing it a few windows' worth saves a thread
+# hand-off per message (mids are 16-bit: stay far below 65,535 handed over). Each hand-off
+# is reserved with the outbox first, so a daily byte budget sees what is in flight.
+HANDED_PER_INFLIGHT = 10
 
 
 class Outbox(Protocol):
     """What the publisher needs from the store (async: the store lives on its own thread)."""
 
-    async def pending(self, limit: int) -> list[OutboxRow]: ...
+    async def pending(self, limit: int) -> list[OutboxRow]:
+        """Up to `limit` unsent rows, most urgent first, leaving out the reserved ones."""
+        ...
 
     async def mark_sent(self, outbox_ids: Sequence[int]) -> None: ...
+
+    def try_reserve(self, row: OutboxRow) -> bool:
+        """Called before `row` is handed to the MQTT client; False: not now (a budget)."""
+        ...
+
+    def release(self, outbox_ids: Sequence[int]) -> None:
+        """Hand-offs given up (refused, PUBACK overdue) that were reserved."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +65,7 @@ class BrokerSettings:
     client_id: str
     keepalive_s: int = 30
     max_inflight: int = 20
+    security: BrokerSecurity = NO_SECURITY  # TLS and credentials (sync/broker_security.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +102,9 @@ class Publisher:
         self._connected = asyncio.Event()
         self._inflight: dict[int, tuple[int, float]] = {}  # mid -> (outbox id, sent monotonic)
         self._acked: list[int] = []
+        self._acks_lock = threading.Lock()  # PUBACKs gathered on paho's thread ...
+        self._acks_arrived: list[tuple[int, ReasonCode]] = []
+        self._acks_scheduled = False  # ... and taken to the event loop in one call
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_turn_monotonic_s = time.monotonic()
         self._client = mqtt.Client(
@@ -91,6 +113,8 @@ class Publisher:
             protocol=mqtt.MQTTv5,
         )
         self._client.reconnect_delay_set(RECONNECT_MIN_DELAY_S, RECONNECT_MAX_DELAY_S)
+        settings.security.apply(self._client)
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.max_inflight_messages_set(settings.max_inflight)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
@@ -102,10 +126,27 @@ class Publisher:
 
     # paho callbacks run on paho's thread: hand everything to the event loop.
     def _on_connect(self, client: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
-        if not reason.is_failure and self.presence is not None:
+        if reason.is_failure:
+            log.error(
+                "the broker %s:%d refused the connection (%s): check mqtt.username,"
+                " mqtt.password_file and the broker's ACL; alerts wait in the outbox",
+                self.settings.host,
+                self.settings.port,
+                reason,
+            )
+        elif self.presence is not None:
             for topic in self.presence.downlink_topics:
                 client.subscribe(topic, qos=1)
         self._call(self._set_connected, not reason.is_failure, str(reason))
+
+    def _on_connect_fail(self, _c: Any, _u: Any) -> None:
+        tls = " (TLS: is mqtt.tls_ca_file the CA of the broker's certificate?)"
+        log.info(
+            "cannot connect to the broker %s:%d%s",
+            self.settings.host,
+            self.settings.port,
+            tls if self.settings.security.tls else "",
+        )
 
     def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
         if self.presence is not None:
@@ -115,11 +156,24 @@ class Publisher:
         self._call(self._set_connected, False, str(reason))
 
     def _on_publish(self, _c: Any, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
-        self._call(self._on_ack, mid, not reason.is_failure, str(reason))
+        with self._acks_lock:  # one wake-up of the event loop for the PUBACKs until it runs
+            self._acks_arrived.append((mid, reason))
+            if self._acks_scheduled:
+                return
+            self._acks_scheduled = self._call(self._take_acks)
 
-    def _call(self, func: Any, *args: Any) -> None:
+    def _take_acks(self) -> None:
+        with self._acks_lock:
+            arrived, self._acks_arrived = self._acks_arrived, []
+            self._acks_scheduled = False
+        for mid, reason in arrived:
+            self._on_ack(mid, not reason.is_failure, reason)
+
+    def _call(self, func: Any, *args: Any) -> bool:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(func, *args)
+            return True
+        return False
 
     def _set_connected(self, connected: bool, reason: str) -> None:
         was = self.stats.connected
@@ -141,7 +195,7 @@ class Publisher:
                 )
         self.wakeup.set()
 
-    def _on_ack(self, mid: int, accepted: bool, reason: str) -> None:
+    def _on_ack(self, mid: int, accepted: bool, reason: object) -> None:
         entry = self._inflight.pop(mid, None)
         if entry is None:
             return
@@ -151,6 +205,7 @@ class Publisher:
             self.stats.last_ack_s = time.time()
         else:
             self.stats.rejected += 1
+            self.outbox.release([entry[0]])
             log.error("the broker refused outbox message %d: %s", entry[0], reason)
         self.wakeup.set()
 
@@ -218,18 +273,22 @@ class Publisher:
             await self.outbox.mark_sent(acked)
 
     async def _publish_pending(self) -> None:
-        room = self.settings.max_inflight - len(self._inflight)
+        room = self.settings.max_inflight * HANDED_PER_INFLIGHT - len(self._inflight)
         if room <= 0:
             return
         busy = {outbox_id for outbox_id, _ in self._inflight.values()} | set(self._acked)
-        rows = await self.outbox.pending(room + len(busy))
+        rows = await self.outbox.pending(room)  # reserved rows (the busy ones) left out
         for row in rows:
             if row.id in busy:
                 continue
             if room <= 0 or not self._connected.is_set():
                 break
-            info = self._client.publish(row.topic, row.payload, qos=1)
+            if not self.outbox.try_reserve(row):
+                break  # the daily byte budget is used up (with what is in flight)
+            payload, properties = prepare(row, time.time())  # historical flag, expiry
+            info = self._client.publish(row.topic, payload, qos=1, properties=properties)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                self.outbox.release([row.id])
                 log.info("publish deferred (%s)", mqtt.error_string(info.rc))
                 break
             self._inflight[info.mid] = (row.id, time.monotonic())
@@ -242,4 +301,5 @@ class Publisher:
         for mid, (outbox_id, sent) in list(self._inflight.items()):
             if now - sent > INFLIGHT_TIMEOUT_S:
                 del self._inflight[mid]
+                self.outbox.release([outbox_id])
                 log.info("no PUBACK for outbox message %d; it will be sent again", outbox_id)

@@ -13,6 +13,12 @@ command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 # dbus: the BLE tests run a private dbus-daemon with a fake bluetoothd on it.
 command -v dbus-daemon >/dev/null 2>&1 || missing="$missing dbus"
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$missing postgresql"
+# chromium: the browser tests of the status page and hub dashboard (Playwright drives it).
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+# a font with Chinese glyphs: the daily report (gateway/report_render.py) is drawn in zh-CN.
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] \
+    || [ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] \
+    || missing="$missing fonts-wqy-microhei"
 if [ -n "$missing" ]; then
     echo "== installing$missing"
     SUDO=""

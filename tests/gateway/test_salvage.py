@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -12,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -210,23 +210,37 @@ def test_a_long_check_extends_the_systemd_start_timeout(
 ) -> None:
     path = tmp_path / "pulsegate.db"
     build(path, readings_s=1000).close()
-    monkeypatch.setattr(salvage_module, "PROGRESS_EVERY_S", 0.0)  # report at every turn
+    real_check = salvage_module._quick_check
+
+    def slow_check(checked_path: Path) -> str | None:  # a check as long as one on a big SD card
+        time.sleep(0.5)
+        return real_check(checked_path)
+
+    monkeypatch.setattr(salvage_module, "_quick_check", slow_check)
+    monkeypatch.setattr(salvage_module, "PROGRESS_EVERY_S", 0.05)
     name = f"pulsegate-salvage-{os.getpid()}"
     received: list[bytes] = []
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
         server.bind("\0" + name)
-        server.settimeout(0.5)
+        server.settimeout(0.1)
+        checked = threading.Event()
 
         def read() -> None:  # as systemd does, so the sender never waits on a full queue
-            with contextlib.suppress(TimeoutError):
-                while True:
+            while True:
+                try:
                     received.append(server.recv(4096))
+                except TimeoutError:
+                    if checked.is_set():
+                        return
 
         reader = threading.Thread(target=read)
         reader.start()
         notifier = Notifier({"NOTIFY_SOCKET": "@" + name})
-        open_checked(path, "gw", notifier=notifier).close()
-        notifier.close()
-        reader.join()
+        try:
+            open_checked(path, "gw", notifier=notifier).close()
+        finally:
+            notifier.close()
+            checked.set()
+            reader.join()
     assert received
     assert all(m.startswith(b"EXTEND_TIMEOUT_USEC=30000000\n") for m in received)

@@ -23,6 +23,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import free_port
+from tests.sync.secure_broker import secure_broker  # noqa: F401 (fixture: TLS + ACL mosquitto)
 
 HUB_START_TIMEOUT_S = 15.0
 

@@ -1,0 +1,107 @@
+"""What the status page and the hub dashboard share: security headers, the CSRF cookie,
+language cookies, message pages and small form checks (aiohttp)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gateway.i18n import normalise_language
+from gateway.web.guard import (
+    CSRF_COOKIE,
+    CSRF_FIELD,
+    csrf_ok,
+    is_csrf_token,
+    new_csrf_token,
+    same_origin,
+)
+from gateway.web.lang import LANG_COOKIE
+from gateway.web.render import Renderer
+from gateway.web.words import N_
+
+FORM_EXPIRED = N_("The form has expired. Reload the page and try again.")
+MAX_ACTOR_CHARS = 64
+LANG_COOKIE_MAX_AGE_S = 365 * 86_400
+# Pages load only their own stylesheet and script; nothing may frame them.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:;"
+    " form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    # same-origin, not no-referrer: with no-referrer a browser posts forms with Origin "null"
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    if not request.path.startswith("/static/"):
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def ok_language(value: str | None) -> str | None:
+    """A supported language named by a query parameter or cookie, or None."""
+    return normalise_language(value) if value else None
+
+
+def client_of(request: web.Request) -> str:
+    """The peer address (the limit on wrong secrets counts per address)."""
+    return request.remote or "unknown"
+
+
+def csrf_token_of(request: web.Request) -> tuple[str, bool]:
+    """The CSRF token of this browser (its cookie), or a new one; True when new."""
+    cookie = request.cookies.get(CSRF_COOKIE)
+    if cookie is not None and is_csrf_token(cookie):
+        return cookie, False
+    return new_csrf_token(), True
+
+
+def form_is_genuine(request: web.Request, form: Any) -> bool:
+    """The form came from our own page: same origin, and its token matches the cookie."""
+    if not same_origin(request.headers.get("Origin"), request.host):
+        return False
+    return csrf_ok(request.cookies.get(CSRF_COOKIE), str(form.get(CSRF_FIELD, "")))
+
+
+def valid_actor(name: str) -> bool:
+    """Who acknowledges: 1-64 printable characters (a staff id or first name)."""
+    return 0 < len(name) <= MAX_ACTOR_CHARS and name.isprintable()
+
+
+def page_response(request: web.Request, html: str, lang: str, new_csrf: str | None) -> web.Response:
+    """An HTML page; sets the CSRF cookie when it is new and remembers a picked language."""
+    response = web.Response(text=html, content_type="text/html", charset="utf-8")
+    response.enable_compression()  # a 20-patient page is ~135 kB, ~15 kB gzipped
+    if new_csrf is not None:
+        response.set_cookie(CSRF_COOKIE, new_csrf, httponly=True, samesite="Strict", path="/")
+    picked = ok_language(request.query.get("lang"))
+    if picked is not None:
+        response.set_cookie(
+            LANG_COOKIE, picked, max_age=LANG_COOKIE_MAX_AGE_S, samesite="Lax", path="/"
+        )
+    return response
+
+
+def message_page(
+    request: web.Request, renderer: Renderer, lang: str, status: int, message: str, back: str
+) -> web.Response:
+    """A short page saying what happened (a refused PIN, an expired form...)."""
+    title = renderer.gettext(lang, N_("Done") if status < 400 else N_("Not done"))
+    html = renderer.render(
+        lang,
+        "message.html",
+        title=title,
+        message=message,
+        kind="ok" if status < 400 else "error",
+        back=back,
+    )
+    response = page_response(request, html, lang, None)
+    response.set_status(status)
+    return response
