@@ -6,7 +6,7 @@
    dirty in the page cache: WAL frames, checkpoints into the database file, the wal-index;
    counted in 4 KiB pages, as the kernel writes them). A reading is one stored row: one metric
    of one device for one second. Each patient wears an oximeter (SpO2, pulse, PI at 1 Hz) and
-   a thermometer (one value a minute); one transaction a second, as the daemon commits:
+   a thermometer (one value a minute); one transaction a second unless a column says otherwise:
    - `lean 4K`: the store alone (migration 3: series ids, time-ordered ids, no extra index) in
      a database with SQLite's default 4 KiB pages (databases created before 1 KiB pages);
    - `lean`: the same in a new database (1 KiB pages, `store.PAGE_SIZE_BYTES`);
@@ -15,9 +15,10 @@
    - `state/batch 4K`: readings and every fed patient's detector state in each batch, 4 KiB
      pages (the daemon before its state was checkpointed);
    - `state/batch`: the same with 1 KiB pages;
-   - `daemon`: what the daemon writes now: 1 KiB pages, the detector state saved only when
-     forced or once a minute of data (gateway/checkpoints.py); the thermometer reading each
-     minute forces a save of that patient (real thermometers read far less often);
+   - `daemon`: what the daemon writes with 1 s batches: 1 KiB pages, the detector state saved
+     only when forced or once a minute of data (gateway/checkpoints.py); the thermometer
+     reading each minute forces a save of that patient (real thermometers read far less often);
+   - `daemon, 3 s batches`: the daemon with store.batch_interval_s = 3 (the default);
    - `lean, 5 s batches`: the lean store with store.batch_interval_s = 5.
 2. Database size: bytes per raw row and per per-minute summary row, measured on a day-sized
    sample at 20 patients, then extrapolated to a year with `retention_days` of raw readings.
@@ -185,16 +186,24 @@ def lean_with_detector_state(
     workdir: Path,
     every_batch: bool,
     page_size_bytes: int | None = None,
+    batch_s: int = 1,
 ) -> float:
-    """The daemon's batch: readings and the detector states it saves, one transaction;
-    `every_batch`: every fed patient's state in every batch, as before checkpoints."""
+    """The daemon's batch: readings and the detector states it saves, one transaction every
+    `batch_s` seconds; `every_batch`: every fed patient's state in every batch, as before
+    checkpoints."""
     config = parse_config({"gateway": {"data_dir": str(workdir)}})
-    name = f"daemon-{every_batch}-{page_size_bytes}.db"
+    name = f"daemon-{every_batch}-{page_size_bytes}-{batch_s}.db"
     store = open_lean(workdir / name, patients, page_size_bytes)
     daemon = Daemon(config, StoreWorker(store), WallClock(), Ingest())
     daemon.patients = {p.id: p for p in store.list_patients()}
+    pending: Batch = []
 
-    def write(batch: Batch) -> None:
+    def write(second: Batch) -> None:
+        pending.extend(second)
+        if int(second[0].ts_s) % batch_s != batch_s - 1:
+            return
+        batch = list(pending)
+        pending.clear()
         events, states = daemon._detect(batch)
         if every_batch:
             fed = {row.patient_id for row in batch if row.patient_id is not None}
@@ -269,7 +278,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=900, help="simulated seconds per run")
     parser.add_argument("--hours", type=int, default=6, help="size sample, hours of readings")
     args = parser.parse_args()
-    print("Bytes written per reading (1 Hz, one transaction a second), from /proc/self/io:")
+    print("Bytes written per reading (1 Hz readings), from /proc/self/io:")
     columns = (
         "lean 4K",
         "lean",
@@ -278,6 +287,7 @@ def main() -> None:
         "state/batch 4K",
         "state/batch",
         "daemon",
+        "daemon, 3 s batches",
         "lean, 5 s batches",
     )
     print(f"{'patients':>8} " + " ".join(f"{c:>{max(8, len(c))}}" for c in columns))
@@ -295,6 +305,7 @@ def main() -> None:
                 ),
                 lean_with_detector_state(patients, args.seconds, workdir, True),
                 lean_with_detector_state(patients, args.seconds, workdir, False),
+                lean_with_detector_state(patients, args.seconds, workdir, False, batch_s=3),
                 lean_batched(patients, args.seconds, workdir, 5),
             )
             widths = (max(8, len(c)) for c in columns)

@@ -40,7 +40,7 @@ class GatewayConfig:
 
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
-    batch_interval_s: float = 1.0
+    batch_interval_s: float = 3.0
     retention_days: float = 7.0  # raw readings; older ones become per-minute summaries
     max_database_mb: float = 4000.0  # above it the oldest raw readings go first; 0: no limit
 
@@ -186,7 +186,7 @@ def parse_config(document: dict[str, Any], source: Path | None = None) -> Config
     )
     store = sections.section("store")
     store_config = StoreConfig(
-        batch_interval_s=store.number("batch_interval_s", 1.0, minimum=0.05, maximum=60.0),
+        batch_interval_s=store.number("batch_interval_s", 3.0, minimum=0.05, maximum=60.0),
         retention_days=store.number("retention_days", 7.0, minimum=1, maximum=3650),
         max_database_mb=store.number("max_database_mb", 4000.0, minimum=0, maximum=10**7),
     )

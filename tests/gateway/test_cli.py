@@ -111,4 +111,4 @@ def test_the_commented_example_config_is_valid() -> None:
     assert result.exit_code == 0, result.output
     config = load_config(example)
     assert config.mqtt.enabled is False
-    assert config.store.batch_interval_s == 1.0
+    assert config.store.batch_interval_s == 3.0
