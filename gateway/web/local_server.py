@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import importlib
-import importlib.util
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -27,7 +24,6 @@ if TYPE_CHECKING:
     from gateway.daemon import Daemon
 
 log = logging.getLogger(__name__)
-REPORT_MODULE = "gateway.report_render"
 CACHE_SLICE_S = 300.0  # 5 minutes of readings per store call
 
 
@@ -35,24 +31,22 @@ def local_date(now_s: float, utc_offset_s: int) -> dt.date:
     return dt.datetime.fromtimestamp(now_s + utc_offset_s, dt.UTC).date()
 
 
-def report_renderer(daemon: Daemon) -> ReportRenderer | None:
-    """Draws reports with `gateway.report_render.render_report`, or None if this install has
-    no report module. matplotlib is imported at the first report, not with the daemon."""
-    if importlib.util.find_spec(REPORT_MODULE) is None:
-        log.info("status page: no daily reports (%s is not installed)", REPORT_MODULE)
-        return None
+def report_renderer(daemon: Daemon) -> ReportRenderer:
+    """Draws reports with `gateway.report_render.render_report`; matplotlib is imported at
+    the first report, not with the daemon."""
     config = daemon.config
     one_at_a_time = asyncio.Semaphore(1)
 
     def draw(patient_id: str, day: dt.date, fmt: str, lang: str) -> bytes:
-        render: Callable[..., bytes] = importlib.import_module(REPORT_MODULE).render_report
+        from gateway.report_render import render_report  # noqa: PLC0415 (matplotlib)
+
         store = Store.open(config.database_path, config.gateway.id)
         try:
-            return render(
+            return render_report(
                 store,
                 patient_id,
                 day,
-                fmt,
+                "pdf" if fmt == "pdf" else "png",  # the route admits only these two
                 lang=lang,
                 utc_offset_s=config.detector.utc_offset_s,
                 site=config.gateway.site,

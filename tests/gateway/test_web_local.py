@@ -3,9 +3,15 @@ PIN, the CSRF token, the wrong-PIN limit, the language and HTML escaping."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+from types import SimpleNamespace
 from typing import Any
 
+from alerts.rules import Profile, Tier
+from gateway.config import parse_config
+from gateway.store import Patient, Store
+from gateway.web.local_server import report_renderer
 from tests.gateway.web_fixtures import NOW_S, PIN, PageEnv, page_env
 
 __all__ = ["page_env"]  # the fixture, used by name
@@ -189,3 +195,15 @@ async def test_report_route_passes_patient_day_format_and_language(page_env: Any
 
 def test_now_is_the_fixture_time() -> None:
     assert NOW_S > 0
+
+
+async def test_the_daemons_report_renderer_draws_a_png_from_its_own_database(
+    tmp_path: Any,
+) -> None:
+    config = parse_config({"gateway": {"data_dir": str(tmp_path)}})
+    store = Store.open(config.database_path, config.gateway.id)
+    store.add_patient(Patient("p-1", Tier.RED, Profile.DEFAULT), NOW_S)
+    store.close()
+    render = report_renderer(SimpleNamespace(config=config))  # type: ignore[arg-type]
+    page = await render("p-1", dt.date(2026, 11, 20), "png", "en")
+    assert page.startswith(b"\x89PNG\r\n\x1a\n")
