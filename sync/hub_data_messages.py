@@ -21,8 +21,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sync.payload import MAX_TEXT_CHARS, PayloadError, load_object, text_field, time_field
-from sync.summaries import ENCODING_ZLIB, decode_metrics
+from sync.payload import (
+    MAX_TEXT_CHARS,
+    PayloadError,
+    flag_field,
+    load_from_gateway,
+    load_object,
+    text_field,
+    time_field,
+)
+from sync.summaries import ENCODING_ZLIB, MinuteRow, decode_metrics
 
 MAX_METRICS_BYTES = 8 << 20  # the decompressed metrics of one message
 MAX_METRICS = 32
@@ -73,20 +81,6 @@ class GapRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class SummaryMinute:
-    """One metric over one minute of one patient, in the metric's unit."""
-
-    minute_s: int  # UTC epoch second the minute starts
-    metric: str
-    n: int
-    missing: int
-    min: float | None
-    median: float | None
-    max: float | None
-    quality: int
-
-
-@dataclass(frozen=True, slots=True)
 class Summary:
     message_id: str
     site: str
@@ -94,7 +88,7 @@ class Summary:
     patient: str
     start_s: float
     end_s: float
-    minutes: tuple[SummaryMinute, ...]
+    minutes: tuple[MinuteRow, ...]
     historical: bool
 
 
@@ -124,23 +118,6 @@ class RawAnswer:
 
 
 DataRecord = DeviceRecord | GapRecord | Summary | RawAnswer
-
-
-def _header(body: dict[str, Any], kind: str, site: str, gateway: str) -> None:
-    if body.get("kind") != kind:
-        raise PayloadError(f"kind {body.get('kind')!r} is not {kind!r}")
-    claimed = (text_field(body, "site"), text_field(body, "gateway"))
-    if claimed != (site, gateway):
-        raise PayloadError(
-            f"payload says {claimed[0]}/{claimed[1]} but came on the topic of {site}/{gateway}"
-        )
-
-
-def _historical(body: dict[str, Any]) -> bool:
-    value = body.get("historical", False)
-    if not isinstance(value, bool):
-        raise PayloadError("historical: expected true or false")
-    return value
 
 
 def _reasons(body: dict[str, Any]) -> tuple[str, ...]:
@@ -231,8 +208,7 @@ def _rows(
 
 def parse_device_record(site: str, gateway: str, payload: bytes) -> DeviceRecord:
     """The `device` record in `payload`, received on `site`/`gateway`'s devices topic."""
-    body = load_object(payload)
-    _header(body, "device", site, gateway)
+    body = load_from_gateway(payload, "device", site, gateway)
     return DeviceRecord(
         message_id=text_field(body, "message_id"),
         site=site,
@@ -243,15 +219,14 @@ def parse_device_record(site: str, gateway: str, payload: bytes) -> DeviceRecord
         event_s=time_field(body, "event_time"),
         since_s=time_field(body, "since"),
         reasons=_reasons(body),
-        historical=_historical(body),
+        historical=flag_field(body, "historical"),
         payload=payload.decode(),
     )
 
 
 def parse_gap_record(site: str, gateway: str, payload: bytes) -> GapRecord:
     """The `gap` record in `payload`, received on `site`/`gateway`'s devices topic."""
-    body = load_object(payload)
-    _header(body, "gap", site, gateway)
+    body = load_from_gateway(payload, "gap", site, gateway)
     start_s, end_s = time_field(body, "start_time"), time_field(body, "end_time")
     if end_s < start_s:
         raise PayloadError("end_time is before start_time")
@@ -268,7 +243,7 @@ def parse_gap_record(site: str, gateway: str, payload: bytes) -> GapRecord:
         end_s=end_s,
         duration_s=duration_s,
         reasons=_reasons(body),
-        historical=_historical(body),
+        historical=flag_field(body, "historical"),
         payload=payload.decode(),
     )
 
@@ -283,14 +258,13 @@ def parse_devices_message(site: str, gateway: str, payload: bytes) -> DeviceReco
 
 def parse_summary(site: str, gateway: str, payload: bytes) -> Summary:
     """The per-minute summary in `payload`, received on `site`/`gateway`'s summaries topic."""
-    body = load_object(payload)
-    _header(body, "summary", site, gateway)
+    body = load_from_gateway(payload, "summary", site, gateway)
     start_s, end_s = _span(body, MAX_SUMMARY_SPAN_S)
     first_minute_s = round(start_s)
     last_minute = math.ceil((end_s - start_s) / 60) - 1
 
-    def minute(metric: str, row: dict[str, Any]) -> SummaryMinute:
-        return SummaryMinute(
+    def minute(metric: str, row: dict[str, Any]) -> MinuteRow:
+        return MinuteRow(
             minute_s=first_minute_s + 60 * _integer(row["minute"], "minute", 0, last_minute),
             metric=metric,
             n=_integer(row["n"], "n", 0, 1_000_000),
@@ -313,14 +287,13 @@ def parse_summary(site: str, gateway: str, payload: bytes) -> Summary:
         start_s=start_s,
         end_s=end_s,
         minutes=tuple(minutes),
-        historical=_historical(body),
+        historical=flag_field(body, "historical"),
     )
 
 
 def parse_raw_answer(site: str, gateway: str, payload: bytes) -> RawAnswer:
     """One chunk of raw readings in `payload`, received on `site`/`gateway`'s raw topic."""
-    body = load_object(payload)
-    _header(body, "raw", site, gateway)
+    body = load_from_gateway(payload, "raw", site, gateway)
     start_s, end_s = _span(body, MAX_RAW_SPAN_S)
     chunks = _integer(body.get("chunks"), "chunks", 1, MAX_CHUNKS)
     chunk = _integer(body.get("chunk"), "chunk", 0, chunks - 1)
@@ -351,5 +324,5 @@ def parse_raw_answer(site: str, gateway: str, payload: bytes) -> RawAnswer:
         start_s=start_s,
         end_s=end_s,
         readings=tuple(_rows(metrics, RAW_COLUMNS, reading)),
-        historical=_historical(body),
+        historical=flag_field(body, "historical"),
     )

@@ -18,7 +18,8 @@ from typing import Any
 from sync.payload import (
     GatewayState,
     PayloadError,
-    load_object,
+    flag_field,
+    load_from_gateway,
     text_field,
     time_field,
 )
@@ -78,19 +79,6 @@ class StatusReport:
         return 0 if self.state is GatewayState.ONLINE else 1
 
 
-def _check_origin(body: dict[str, Any], site: str, gateway: str) -> None:
-    claimed = (text_field(body, "site"), text_field(body, "gateway"))
-    if claimed != (site, gateway):
-        raise PayloadError(
-            f"payload says {claimed[0]}/{claimed[1]} but came on the topic of {site}/{gateway}"
-        )
-
-
-def _kind(body: dict[str, Any], expected: str) -> None:
-    if body.get("kind") != expected:
-        raise PayloadError(f"kind {body.get('kind')!r} is not {expected!r}")
-
-
 def _details(body: dict[str, Any]) -> dict[str, Any]:
     details = body.get("details", {})
     if not isinstance(details, dict):
@@ -100,18 +88,9 @@ def _details(body: dict[str, Any]) -> dict[str, Any]:
     return details
 
 
-def _flag(body: dict[str, Any], name: str) -> bool:
-    value = body.get(name, False)
-    if not isinstance(value, bool):
-        raise PayloadError(f"{name}: expected true or false")
-    return value
-
-
 def parse_alert_event(site: str, gateway: str, payload: bytes) -> AlertEvent:
     """The alert event in `payload`, received on `site`/`gateway`'s alerts topic."""
-    body = load_object(payload)
-    _kind(body, "alert")
-    _check_origin(body, site, gateway)
+    body = load_from_gateway(payload, "alert", site, gateway)
     acked_by = text_field(body, "acked_by", required=False) or None
     return AlertEvent(
         message_id=text_field(body, "message_id"),
@@ -129,7 +108,7 @@ def parse_alert_event(site: str, gateway: str, payload: bytes) -> AlertEvent:
         event_s=time_field(body, "event_time"),
         details=_details(body),
         acked_by=acked_by,
-        historical=_flag(body, "historical"),
+        historical=flag_field(body, "historical"),
         payload=payload.decode(),
     )
 
@@ -145,9 +124,7 @@ def _optional_count(body: dict[str, Any], name: str) -> int | None:
 
 def parse_status(site: str, gateway: str, payload: bytes) -> StatusReport:
     """The status report in `payload`, received on `site`/`gateway`'s status topic."""
-    body = load_object(payload)
-    _kind(body, "status")
-    _check_origin(body, site, gateway)
+    body = load_from_gateway(payload, "status", site, gateway)
     try:
         state = GatewayState(str(body.get("state")))
     except ValueError as exc:
@@ -158,7 +135,7 @@ def parse_status(site: str, gateway: str, payload: bytes) -> StatusReport:
         site=site,
         gateway=gateway,
         state=state,
-        will=_flag(body, "will"),
+        will=flag_field(body, "will"),
         event_s=time_field(body, "event_time"),
         synced_through_s=synced,
         backlog=_optional_count(body, "backlog"),

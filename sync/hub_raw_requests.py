@@ -12,18 +12,16 @@ every RESEND_UNANSWERED_S, for up to GIVE_UP_AFTER_S.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 
+from sync.hub_downlink import publish_queued
 from sync.payload import OutboxMessage, time_field
 
 if TYPE_CHECKING:
     from sync.hub_store import HubStore
-
-log = logging.getLogger(__name__)
 
 RESEND_UNANSWERED_S = 600.0
 GIVE_UP_AFTER_S = 2 * 86400.0  # the gateway's answer expires at the broker after 2 days
@@ -72,25 +70,7 @@ def send_pending_raw_requests(client: mqtt.Client, store: HubStore, timeout_s: f
             " ORDER BY requested_s, message_id",
             (now_s - RESEND_UNANSWERED_S, now_s - GIVE_UP_AFTER_S),
         )
-    sent = 0
-    for row in pending:
-        info = client.publish(row["topic"], row["payload"], qos=1)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            break
-        try:
-            info.wait_for_publish(timeout_s)
-        except (RuntimeError, ValueError) as exc:
-            log.info("raw-data request %s not confirmed (%s)", row["message_id"][:8], exc)
-        if not info.is_published():
-            break
-        with store.transaction() as tx:
-            tx.run(
-                "UPDATE hub_raw_requests SET published_s = ? WHERE message_id = ?",
-                (time.time(), row["message_id"]),
-            )
-        log.info("sent raw-data request %s on %s", row["message_id"][:8], row["topic"])
-        sent += 1
-    return sent
+    return publish_queued(client, store, "hub_raw_requests", pending, "raw-data request", timeout_s)
 
 
 def list_raw_requests(store: HubStore, limit: int = 100) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
 
+from sync.hub_downlink import publish_queued
 from sync.hub_sql import Transaction
 from sync.payload import OutboxMessage, PayloadError, load_object, text_field, time_field
 from sync.settings_payload import MAX_REASON_CHARS, EchoKind, version_field
@@ -222,25 +223,9 @@ def send_pending_settings(client: mqtt.Client, store: HubStore, timeout_s: float
             "SELECT message_id, topic, payload FROM hub_settings_requests"
             " WHERE published_s IS NULL ORDER BY issued_s, message_id"
         )
-    sent = 0
-    for row in pending:
-        info = client.publish(row["topic"], row["payload"], qos=1)
-        if info.rc != mqtt.MQTT_ERR_SUCCESS:
-            break
-        try:
-            info.wait_for_publish(timeout_s)
-        except (RuntimeError, ValueError) as exc:
-            log.info("settings message %s not confirmed (%s)", row["message_id"][:8], exc)
-        if not info.is_published():
-            break
-        with store.transaction() as tx:
-            tx.run(
-                "UPDATE hub_settings_requests SET published_s = ? WHERE message_id = ?",
-                (time.time(), row["message_id"]),
-            )
-        log.info("sent settings %s on %s", row["message_id"][:8], row["topic"])
-        sent += 1
-    return sent
+    return publish_queued(
+        client, store, "hub_settings_requests", pending, "settings message", timeout_s
+    )
 
 
 def list_settings(store: HubStore) -> list[dict[str, Any]]:

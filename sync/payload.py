@@ -235,8 +235,7 @@ def ack_message(
 def parse_ack(payload: bytes | str) -> AckCommand:
     """The acknowledgement in a downlink payload; PayloadError if it is not one."""
     body = load_object(payload)
-    if body.get("kind") != "ack":
-        raise PayloadError(f"kind {body.get('kind')!r} is not 'ack'")
+    check_kind(body, "ack")
     return AckCommand(
         message_id=text_field(body, "message_id"),
         alert_id=text_field(body, "alert_id"),
@@ -290,3 +289,30 @@ def time_field(body: dict[str, Any], name: str) -> float:
     if parsed.tzinfo is None:
         raise PayloadError(f"{name}: {value!r} has no time zone")
     return parsed.timestamp()
+
+
+def check_kind(body: dict[str, Any], expected: str) -> None:
+    """PayloadError unless the message is of kind `expected`."""
+    if body.get("kind") != expected:
+        raise PayloadError(f"kind {body.get('kind')!r} is not {expected!r}")
+
+
+def load_from_gateway(payload: bytes, kind: str, site: str, gateway: str) -> dict[str, Any]:
+    """The object of a `kind` message received on `site`/`gateway`'s topic; PayloadError
+    unless it is one and names that site and gateway (the topic is the identity)."""
+    body = load_object(payload)
+    check_kind(body, kind)
+    claimed = (text_field(body, "site"), text_field(body, "gateway"))
+    if claimed != (site, gateway):
+        raise PayloadError(
+            f"payload says {claimed[0]}/{claimed[1]} but came on the topic of {site}/{gateway}"
+        )
+    return body
+
+
+def flag_field(body: dict[str, Any], name: str) -> bool:
+    """A true/false field; false when absent."""
+    value = body.get(name, False)
+    if not isinstance(value, bool):
+        raise PayloadError(f"{name}: expected true or false")
+    return value

@@ -25,6 +25,7 @@ from sync.payload import (
     OutboxMessage,
     OutboxPriority,
     PayloadError,
+    check_kind,
     iso_utc,
     load_object,
     text_field,
@@ -62,8 +63,7 @@ def raw_request_topic(prefix: str, site: str, gateway_id: str) -> str:
 def parse_raw_request(payload: bytes | str) -> RawRequest:
     """The request in a downlink payload; PayloadError if it is not a valid one."""
     body = load_object(payload)
-    if body.get("kind") != "raw_request":
-        raise PayloadError(f"kind {body.get('kind')!r} is not 'raw_request'")
+    check_kind(body, "raw_request")
     start_s, end_s = time_field(body, "start_time"), time_field(body, "end_time")
     if not start_s < end_s <= start_s + MAX_SPAN_S:
         raise PayloadError(

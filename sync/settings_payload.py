@@ -43,6 +43,7 @@ from sync.payload import (
     OutboxMessage,
     OutboxPriority,
     PayloadError,
+    check_kind,
     iso_utc,
     load_object,
     text_field,
@@ -170,8 +171,7 @@ def parse_settings(payload: bytes | str) -> SettingsCommand:
     """The settings message in `payload`. PayloadError if it cannot be answered at all (no
     message id, patient or version); invalid settings come back with `problem` set."""
     body = load_object(payload)
-    if body.get("kind") != "settings":
-        raise PayloadError(f"kind {body.get('kind')!r} is not 'settings'")
+    check_kind(body, "settings")
     message_id = text_field(body, "message_id")
     gateway, site = text_field(body, "gateway"), text_field(body, "site")
     patient, version = text_field(body, "patient"), version_field(body, "version")

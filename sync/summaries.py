@@ -51,9 +51,10 @@ Columns = dict[str, list[Any]]
 
 @dataclass(frozen=True, slots=True)
 class MinuteRow:
-    """One metric over one minute (the shape of gateway.retention.Minute, by metric name)."""
+    """One metric over one minute of one patient, in the metric's unit (the shape of
+    gateway.retention.Minute, by metric name): what a gateway sends and the hub parses."""
 
-    minute_s: int
+    minute_s: int  # UTC epoch second the minute starts
     metric: str
     n: int
     missing: int

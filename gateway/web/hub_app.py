@@ -30,15 +30,14 @@ from gateway.web import words
 from gateway.web.guard import FailureLimiter
 from gateway.web.hub_charts import SummaryChart, summary_charts
 from gateway.web.hub_users import HubUsers
-from gateway.web.lang import LANG_COOKIE, choose_language
 from gateway.web.pages import (
     FORM_EXPIRED,
     client_of,
     csrf_token_of,
     form_is_genuine,
-    message_page,
-    ok_language,
     page_response,
+    refusal_page,
+    request_language,
     security_headers,
     valid_actor,
 )
@@ -93,11 +92,6 @@ def make_hub_app(site: HubSite) -> web.Application:
     return app
 
 
-def _language(request: web.Request, site: HubSite) -> str:
-    picked = ok_language(request.query.get("lang")) or ok_language(request.cookies.get(LANG_COOKIE))
-    return choose_language(picked, site.configured_language, request.headers.get("Accept-Language"))
-
-
 def _names() -> dict[str, Any]:
     return {
         "rule_names": words.RULE_NAMES,
@@ -115,7 +109,7 @@ def _read_dashboard(store: HubStore) -> tuple[list[dict[str, Any]], list[dict[st
 
 async def dashboard(request: web.Request) -> web.Response:
     site = request.app[HUB_SITE]
-    lang = _language(request, site)
+    lang = request_language(request, site.configured_language)
     gateways, alerts = await site.call(_read_dashboard, site.store)
     csrf, new_csrf = csrf_token_of(request)
     acked = request.query.get("acked", "")
@@ -160,13 +154,10 @@ async def acknowledge(request: web.Request) -> web.Response:
     """POST /ack: alert, name, password, csrf."""
     site = request.app[HUB_SITE]
     form = await request.post()
-    lang = ok_language(str(form.get("lang", ""))) or _language(request, site)
+    lang = request_language(request, site.configured_language, form)
 
     def refuse(status: int, message: str, **values: object) -> web.Response:
-        text = site.renderer.gettext(lang, message)
-        return message_page(
-            request, site.renderer, lang, status, text % values if values else text, "/"
-        )
+        return refusal_page(request, site.renderer, lang, status, message, values)
 
     if not form_is_genuine(request, form):
         return refuse(403, FORM_EXPIRED)
@@ -208,7 +199,7 @@ def _read_patient(
 
 async def patient(request: web.Request) -> web.Response:
     site = request.app[HUB_SITE]
-    lang = _language(request, site)
+    lang = request_language(request, site.configured_language)
     info = request.match_info
     now_s = site.wall_clock()
     alerts, charts = await site.call(

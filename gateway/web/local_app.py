@@ -30,7 +30,6 @@ from alerts.lifecycle import Alert
 from gateway.store import StoreError
 from gateway.web import words
 from gateway.web.guard import CSRF_FIELD, FailureLimiter
-from gateway.web.lang import LANG_COOKIE, choose_language
 from gateway.web.local_data import BUCKET_S, WINDOW_S, PageData
 from gateway.web.pages import (
     FORM_EXPIRED,
@@ -38,8 +37,9 @@ from gateway.web.pages import (
     csrf_token_of,
     form_is_genuine,
     message_page,
-    ok_language,
     page_response,
+    refusal_page,
+    request_language,
     security_headers,
     valid_actor,
 )
@@ -110,11 +110,6 @@ def make_local_app(site: LocalSite) -> web.Application:
     return app
 
 
-def page_language(request: web.Request, site: LocalSite) -> str:
-    picked = ok_language(request.query.get("lang")) or ok_language(request.cookies.get(LANG_COOKIE))
-    return choose_language(picked, site.configured_language, request.headers.get("Accept-Language"))
-
-
 def _sparklines(page: PageData) -> dict[str, dict[str, Sparkline]]:
     """Each patient's sparklines, over the last WINDOW_S, or since the oldest point shown
     (at least MIN_SPAN_S) when the data is younger than that."""
@@ -147,7 +142,7 @@ def _sparklines(page: PageData) -> dict[str, dict[str, Sparkline]]:
 
 async def index(request: web.Request) -> web.Response:
     site = request.app[SITE]
-    lang = page_language(request, site)
+    lang = request_language(request, site.configured_language)
     page = await site.read_page()
     csrf, new_csrf = csrf_token_of(request)
     acked = request.query.get("acked", "")
@@ -183,15 +178,10 @@ async def acknowledge(request: web.Request) -> web.Response:
     """POST /ack: alert, pin, by, csrf."""
     site = request.app[SITE]
     form = await request.post()
-    lang = ok_language(str(form.get("lang", ""))) or page_language(request, site)
+    lang = request_language(request, site.configured_language, form)
 
     def refuse(status: int, message: str, **values: object) -> web.Response:
-        text = (
-            site.renderer.gettext(lang, message) % values
-            if values
-            else site.renderer.gettext(lang, message)
-        )
-        return message_page(request, site.renderer, lang, status, text, "/")
+        return refusal_page(request, site.renderer, lang, status, message, values)
 
     if not site.pin_hash:
         return refuse(403, N_("Acknowledging on this page is off: no PIN is configured."))
@@ -231,7 +221,7 @@ async def acknowledge(request: web.Request) -> web.Response:
 async def report(request: web.Request) -> web.StreamResponse:
     """GET /report/<patient>.pdf|.png?day=YYYY-MM-DD (default: today on the box)."""
     site = request.app[SITE]
-    lang = page_language(request, site)
+    lang = request_language(request, site.configured_language)
     match = _REPORT_NAME.match(request.match_info["name"])
     if site.render_report is None or match is None:
         raise web.HTTPNotFound()

@@ -17,7 +17,7 @@ from gateway.web.guard import (
     new_csrf_token,
     same_origin,
 )
-from gateway.web.lang import LANG_COOKIE
+from gateway.web.lang import LANG_COOKIE, choose_language
 from gateway.web.render import Renderer
 from gateway.web.words import N_
 
@@ -48,6 +48,19 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
 def ok_language(value: str | None) -> str | None:
     """A supported language named by a query parameter or cookie, or None."""
     return normalise_language(value) if value else None
+
+
+def request_language(
+    request: web.Request, configured_language: str | None, form: Any = None
+) -> str:
+    """The page's language: a posted form's `lang`, else `?lang=`, else the language cookie,
+    else the configured one, else the browser's Accept-Language."""
+    picked = (
+        (ok_language(str(form.get("lang", ""))) if form is not None else None)
+        or ok_language(request.query.get("lang"))
+        or ok_language(request.cookies.get(LANG_COOKIE))
+    )
+    return choose_language(picked, configured_language, request.headers.get("Accept-Language"))
 
 
 def client_of(request: web.Request) -> str:
@@ -105,3 +118,16 @@ def message_page(
     response = page_response(request, html, lang, None)
     response.set_status(status)
     return response
+
+
+def refusal_page(
+    request: web.Request,
+    renderer: Renderer,
+    lang: str,
+    status: int,
+    message: str,
+    values: dict[str, object],
+) -> web.Response:
+    """A message page with `message` translated (and filled with `values`), back to `/`."""
+    text = renderer.gettext(lang, message)
+    return message_page(request, renderer, lang, status, text % values if values else text, "/")

@@ -16,7 +16,6 @@ import re
 import shutil
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +26,8 @@ import pytest
 from gateway.web.secret_hash import hash_secret
 from sync.hub_store import HubStore
 from tests.conftest import Broker, free_port
-from tests.sync.conftest import HubProcess, cli, wait_until
+from tests.sync.conftest import HubProcess, cli, start_hub_process, wait_until
+from tests.sync.daemon_process import gateway_config, start_simulated
 
 pytest.importorskip("playwright")
 from playwright.sync_api import Error as BrowserError
@@ -76,56 +76,18 @@ def _start_hub(tmp_path: Path, broker_port: int, http_port: int) -> HubProcess:
         check=False,
     )
     assert added.returncode == 0, added.stderr
-    log_path = tmp_path / "hub.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            cli(
-                config,
-                "hub",
-                "run",
-                "--broker",
-                f"mqtt://127.0.0.1:{broker_port}",
-                "--db",
-                db,
-                "--client-id",
-                "hub-web",
-                "--keepalive",
-                "5",
-                "--http",
-                f"127.0.0.1:{http_port}",
-            ),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    hub = HubProcess(process, log_path)
+    hub = start_hub_process(
+        config, tmp_path / "hub.log", broker_port, db, "hub-web", "--http", f"127.0.0.1:{http_port}"
+    )
     hub.wait_subscribed()
     return hub
 
 
 def _start_daemon(tmp_path: Path, broker_port: int, web_port: int) -> subprocess.Popen[bytes]:
-    config = tmp_path / "pulsegate.toml"
-    config.write_text(
-        f'[gateway]\nid = "{GATEWAY}"\nsite = "{SITE}"\ndata_dir = "{tmp_path / "data"}"\n'
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker_port}\nkeepalive_s = 5\n'
-        f'[web]\nlisten = "127.0.0.1:{web_port}"\npin_hash = "{hash_secret(PIN)}"\n'
-    )
+    web = f'[web]\nlisten = "127.0.0.1:{web_port}"\npin_hash = "{hash_secret(PIN)}"\n'
+    config = gateway_config(tmp_path, broker_port, gateway_id=GATEWAY, site=SITE, tables=web)
     with (tmp_path / "daemon.log").open("wb") as log:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway",
-                "--config",
-                str(config),
-                "run",
-                "--simulate",
-                "--speed",
-                "60",
-                "--quiet",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
+        return start_simulated(config, "--speed", "60", stderr=log)
 
 
 def _wait_for_text(page: Page, url: str, selector: str, pattern: str, timeout_s: float) -> str:

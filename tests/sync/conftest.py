@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -23,9 +22,11 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import free_port
+from tests.sync.daemon_process import daemon_argv
 from tests.sync.secure_broker import secure_broker  # noqa: F401 (fixture: TLS + ACL mosquitto)
 
 HUB_START_TIMEOUT_S = 15.0
+cli = daemon_argv  # the argv of `python -m gateway --config CONFIG ARGS`
 
 
 def _postgres_bindir() -> Path | None:
@@ -126,11 +127,6 @@ class HubProcess:
         return self.process.wait(timeout=20)
 
 
-def cli(config: Path, *args: str) -> list[str]:
-    """The argv of `python -m gateway --config CONFIG ARGS`."""
-    return [sys.executable, "-m", "gateway", "--config", str(config), *args]
-
-
 def run_cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         cli(config, *args), capture_output=True, text=True, timeout=60, check=False
@@ -145,6 +141,33 @@ def empty_config(tmp_path: Path) -> Path:
     return config
 
 
+def start_hub_process(
+    config: Path, log_path: Path, broker_port: int, db: str, client_id: str, *extra: str
+) -> HubProcess:
+    """`pulsegate hub run` on a loopback broker in the background, its output to `log_path`
+    (not waited for: see HubProcess.wait_subscribed)."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            cli(
+                config,
+                "hub",
+                "run",
+                "--broker",
+                f"mqtt://127.0.0.1:{broker_port}",
+                "--db",
+                db,
+                "--client-id",
+                client_id,
+                "--keepalive",
+                "5",
+                *extra,
+            ),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return HubProcess(process, log_path)
+
+
 @pytest.fixture
 def start_hub(tmp_path: Path, empty_config: Path) -> Iterator[Callable[..., HubProcess]]:
     hubs: list[HubProcess] = []
@@ -152,27 +175,9 @@ def start_hub(tmp_path: Path, empty_config: Path) -> Iterator[Callable[..., HubP
     def start(
         broker_port: int, db: str, client_id: str = "hub-1", *extra: str, wait: bool = True
     ) -> HubProcess:
-        log_path = tmp_path / f"{client_id}.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                cli(
-                    empty_config,
-                    "hub",
-                    "run",
-                    "--broker",
-                    f"mqtt://127.0.0.1:{broker_port}",
-                    "--db",
-                    db,
-                    "--client-id",
-                    client_id,
-                    "--keepalive",
-                    "5",
-                    *extra,
-                ),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        hub = HubProcess(process, log_path)
+        hub = start_hub_process(
+            empty_config, tmp_path / f"{client_id}.log", broker_port, db, client_id, *extra
+        )
         hubs.append(hub)
         if wait:
             hub.wait_subscribed()

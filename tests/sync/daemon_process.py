@@ -9,25 +9,52 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 GATEWAY_ID = "gw-a"
 SITE = "village-1"
 
 
 def gateway_config(
-    tmp_path: Path, port: int, *, host: str = "127.0.0.1", keepalive_s: int = 5, mqtt: str = ""
+    tmp_path: Path,
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    keepalive_s: int = 5,
+    mqtt: str = "",
+    gateway_id: str = GATEWAY_ID,
+    site: str = SITE,
+    tables: str = "",
 ) -> Path:
-    """A config for gateway gw-a on site village-1; `mqtt` adds lines to its [mqtt] table."""
+    """A config for gateway `gateway_id` (gw-a) on `site` (village-1), data in tmp_path/data;
+    `mqtt` adds lines to its [mqtt] table, `tables` more tables after it."""
     config = tmp_path / "pulsegate.toml"
     config.write_text(
-        f'[gateway]\nid = "{GATEWAY_ID}"\nsite = "{SITE}"\ndata_dir = "{tmp_path / "data"}"\n'
-        f'[mqtt]\nhost = "{host}"\nport = {port}\nkeepalive_s = {keepalive_s}\n{mqtt}'
+        f'[gateway]\nid = "{gateway_id}"\nsite = "{site}"\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[mqtt]\nhost = "{host}"\nport = {port}\nkeepalive_s = {keepalive_s}\n{mqtt}{tables}'
     )
     return config
 
 
 def daemon_argv(config: Path, *args: str) -> list[str]:
+    """The argv of `python -m gateway --config CONFIG ARGS`."""
     return [sys.executable, "-m", "gateway", "--config", str(config), *args]
+
+
+def start_simulated(
+    config: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    stderr: IO[bytes] | int = subprocess.DEVNULL,
+) -> subprocess.Popen[bytes]:
+    """`pulsegate run --simulate ARGS --quiet` in the background, its log to `stderr`
+    (discarded by default); the caller stops it."""
+    return subprocess.Popen(
+        daemon_argv(config, "run", "--simulate", *args, "--quiet"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
 
 
 def run_daemon(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,33 +16,15 @@ import pytest
 from sync.payload import ack_message
 from tests.conftest import Broker
 from tests.sync.conftest import publish
+from tests.sync.daemon_process import gateway_config, start_simulated
 
 GATEWAY, SITE = "gw-down", "village-2"
 STATUS = f"pulsegate/{SITE}/{GATEWAY}/status"
 
 
 def start_daemon(tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
-    config = tmp_path / "pulsegate.toml"
-    config.write_text(
-        f'[gateway]\nid = "{GATEWAY}"\nsite = "{SITE}"\ndata_dir = "{tmp_path / "data"}"\n'
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nkeepalive_s = 5\n'
-    )
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "--config",
-            str(config),
-            "run",
-            "--simulate",
-            "--speed",
-            "20",
-            "--quiet",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    config = gateway_config(tmp_path, port, gateway_id=GATEWAY, site=SITE)
+    return start_simulated(config, "--speed", "20")
 
 
 @pytest.mark.broker

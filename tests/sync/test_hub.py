@@ -21,6 +21,7 @@ from sync.hub_store import HubStore
 from sync.payload import alert_event_message
 from tests.conftest import Broker
 from tests.sync.conftest import HubProcess, Postgres, cli, publish, run_cli, wait_until
+from tests.sync.daemon_process import gateway_config
 from tests.sync.test_hub_messages import ONSET_S, make_alert
 
 DESAT_PATIENT = "demo-desaturation"
@@ -76,15 +77,6 @@ def test_a_redelivered_duplicate_is_stored_once_and_garbage_is_set_aside(
     store.close()
 
 
-def write_gateway_config(tmp_path: Path, port: int) -> Path:
-    config = tmp_path / "gateway.toml"
-    config.write_text(
-        f'[gateway]\nid = "gw-test"\nsite = "village-1"\ndata_dir = "{tmp_path / "data"}"\n'
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nkeepalive_s = 5\n'
-    )
-    return config
-
-
 @pytest.mark.broker
 def test_the_gateways_desaturation_alert_reaches_the_hub_exactly_once(
     tmp_path: Path, broker: Broker, start_hub: StartHub, empty_config: Path
@@ -92,7 +84,7 @@ def test_the_gateways_desaturation_alert_reaches_the_hub_exactly_once(
     db = str(tmp_path / "hub.db")
     hub = start_hub(broker.port, db)
     gateway = run_cli(
-        write_gateway_config(tmp_path, broker.port),
+        gateway_config(tmp_path, broker.port, gateway_id="gw-test", site="village-1"),
         "run", "--simulate", "--duration", "6", "--speed", "100", "--quiet",
     )  # fmt: skip
     assert gateway.returncode == 0, gateway.stderr

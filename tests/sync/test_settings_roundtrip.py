@@ -8,7 +8,6 @@ import json
 import signal
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,37 +16,18 @@ import pytest
 
 from tests.conftest import Broker
 from tests.sync.conftest import HubProcess, publish, run_cli, wait_until
+from tests.sync.daemon_process import gateway_config, start_simulated
 
 GATEWAY, SITE = "gw-settings", "village-3"
 PATIENT = "demo-healthy"  # SpO2 about 97 %: never an S2 on the default table (<= 92 %)
 
 
 def daemon_config(tmp_path: Path, port: int) -> Path:
-    config = tmp_path / "pulsegate.toml"
-    config.write_text(
-        f'[gateway]\nid = "{GATEWAY}"\nsite = "{SITE}"\ndata_dir = "{tmp_path / "data"}"\n'
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\nkeepalive_s = 5\n'
-    )
-    return config
+    return gateway_config(tmp_path, port, gateway_id=GATEWAY, site=SITE)
 
 
 def start_daemon(config: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "--config",
-            str(config),
-            "run",
-            "--simulate",
-            "--speed",
-            "20",
-            "--quiet",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return start_simulated(config, "--speed", "20")
 
 
 def is_s2_raised(message: dict[str, Any]) -> bool:

@@ -7,13 +7,12 @@ import itertools
 import os
 import signal
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from gateway.notify import Notifier
+from tests.sync.daemon_process import start_simulated
 
 WATCHDOG_USEC = 2_000_000
 
@@ -52,21 +51,7 @@ def test_daemon_notifies_ready_pings_watchdog_and_says_stopping(tmp_path: Path) 
         server.bind(address)
         server.settimeout(0.2)
         env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": str(WATCHDOG_USEC)}
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway",
-                "--config",
-                str(config),
-                "run",
-                "--simulate",
-                "--quiet",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        process = start_simulated(config, env=env)
         received: list[tuple[float, str]] = []
         try:
             deadline = time.monotonic() + 30
