@@ -11,6 +11,7 @@ states and can be rebuilt from them at any time (nothing of it is stored).
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -31,6 +32,7 @@ from alerts.threshold import FloatArray, band_predicates, event_stats, window_st
 
 SeriesKey = tuple[Channel, bool]  # a channel, and whether its low-confidence samples are left out
 _QUALITY = (Band(low=LOW_QUALITY_FRACTION, high=1.0),)
+TRIM_EVERY_S = 64  # the kept seconds are trimmed back to what the windows need this often
 
 
 @dataclass(slots=True)
@@ -60,7 +62,7 @@ class _WindowCount:
 
     __slots__ = ("holds", "pending", "total", "values", "window_s")
 
-    def __init__(self, values: list[float], holds: Callable[[float], bool], window_s: int) -> None:
+    def __init__(self, values: array[float], holds: Callable[[float], bool], window_s: int) -> None:
         self.values = values
         self.holds = holds
         self.window_s = window_s
@@ -81,7 +83,7 @@ class _Crossings:
 
     __slots__ = ("limit", "pending", "total", "values")
 
-    def __init__(self, values: list[float], limit: float) -> None:
+    def __init__(self, values: array[float], limit: float) -> None:
         self.values = values
         self.limit = limit
         self.total = 0
@@ -231,8 +233,12 @@ class RuleStream:
     ) -> None:
         self.rules = rules
         self._keep = tail_len + 1  # samples the counts look back on, the newest included
-        self._raw = {channel: tails[channel].tolist() for channel in Channel}
-        self._series: dict[SeriesKey, list[float]] = {
+        # Doubles in arrays, not lists of float objects: a quarter of the memory per second kept.
+        self._raw = {
+            channel: array("d", np.ascontiguousarray(tails[channel], dtype=np.float64).tobytes())
+            for channel in Channel
+        }
+        self._series: dict[SeriesKey, array[float]] = {
             (channel, False): values for channel, values in self._raw.items()
         }
         self._counts: dict[tuple[SeriesKey, str, float, int], _WindowCount] = {}
@@ -241,12 +247,12 @@ class RuleStream:
         self._states = states
         self._rules = [_StreamRule(self, rule) for rule in rules]
 
-    def series(self, key: SeriesKey) -> list[float]:
+    def series(self, key: SeriesKey) -> array[float]:
         """The samples of a channel (with its low-confidence samples as NaN if excluded)."""
         found = self._series.get(key)
         if found is None:
             pairs = zip(self._raw[key[0]], self._raw[Channel.LOW_CONF], strict=True)
-            found = [math.nan if low_conf == 1.0 else v for v, low_conf in pairs]
+            found = array("d", (math.nan if low_conf == 1.0 else v for v, low_conf in pairs))
             self._series[key] = found
         return found
 
@@ -276,8 +282,8 @@ class RuleStream:
         low_conf = sample[Channel.LOW_CONF] == 1.0
         for (channel, excluded), values in self._series.items():
             values.append(math.nan if excluded and low_conf else sample[channel])
-            if len(values) > 2 * self._keep + 64:
-                del values[: len(values) - self._keep]  # in place: the counts hold the list
+            if len(values) > self._keep + TRIM_EVERY_S:
+                del values[: len(values) - self._keep]  # in place: the counts hold the array
         for mover in self._movers:
             mover.push()
 

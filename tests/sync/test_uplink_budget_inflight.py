@@ -163,3 +163,49 @@ def test_hand_offs_given_up_free_their_reserved_bytes(
     assert reserved == 30
     assert left == (0, 0)
     store.close()
+
+
+async def hand_offs_to_a_frozen_broker(store: Store, broker: Broker) -> tuple[int, bool]:
+    """A summary backlog handed to paho while the broker is frozen (SIGSTOP), then an alert:
+    how many summaries were handed over, and whether the alert was handed over behind them."""
+    assert broker.process is not None
+    worker = StoreWorker(store)
+    outbox = BudgetedOutbox(worker, 10**9, UTC_OFFSET_S)
+    settings = BrokerSettings(
+        "127.0.0.1", broker.port, f"gw-{free_port()}", max_inflight=MAX_INFLIGHT
+    )
+    publisher = Publisher(settings, outbox)
+    stop = asyncio.Event()
+    task = asyncio.create_task(publisher.run(stop))
+    frozen = False
+    try:
+        assert await until(lambda: publisher.stats.connected, 20)
+        broker.process.send_signal(signal.SIGSTOP)
+        frozen = True
+        await worker.call(queue, store, OutboxPriority.SUMMARY, 500)
+        publisher.wakeup.set()
+        await until(lambda: len(outbox.reservations) > 0, 20)
+        await asyncio.sleep(1.5)  # turns enough to hand over all it would
+        summaries = len(outbox.reservations)
+        await worker.call(queue, store, OutboxPriority.ALERT, 1)
+        publisher.wakeup.set()
+        alert_handed = await until(lambda: len(outbox.reservations) == summaries + 1, 20)
+    finally:
+        if frozen:
+            broker.process.send_signal(signal.SIGCONT)
+        stop.set()
+        await task
+        publisher.close()
+        worker.shutdown()
+    return summaries, alert_handed
+
+
+@pytest.mark.broker
+def test_a_new_alert_waits_behind_a_few_windows_of_summaries_at_most(
+    tmp_path: Path, broker: Broker
+) -> None:
+    store = Store.open(tmp_path / "pulsegate.db", "gw-1")
+    summaries, alert_handed = asyncio.run(hand_offs_to_a_frozen_broker(store, broker))
+    assert summaries == publisher_module.BULK_WINDOWS * MAX_INFLIGHT
+    assert alert_handed
+    store.close()
