@@ -69,10 +69,16 @@ def feeder(socket_path: Path, devices: int) -> None:
     """The simulated devices: each notification's bytes as one datagram, device id first."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.connect(str(socket_path))
+    sock.setblocking(False)  # a daemon that falls behind loses notifications, as over BLE
     clock = ScaledClock(1.0)
+    dropped = 0
 
     async def send(device_id: str, _received_s: float, data: bytes) -> None:
-        sock.send(device_id.encode() + SEPARATOR + data)
+        nonlocal dropped
+        try:
+            sock.send(device_id.encode() + SEPARATOR + data)
+        except BlockingIOError:
+            dropped += 1
 
     async def run_all() -> None:
         now_s = clock.now_s()
@@ -82,6 +88,8 @@ def feeder(socket_path: Path, devices: int) -> None:
 
     with sock, contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_all())  # until SIGINT
+    if dropped:
+        print(f"  the daemon fell behind: {dropped} notifications dropped", file=sys.stderr)
 
 
 def datagram_source(sock: socket.socket, clock: ScaledClock) -> DeviceSource:
