@@ -238,7 +238,7 @@ def main() -> None:
         feed_percent = 100 * (cpu_s(feed.pid) - feed_cpu_s) / (args.minutes * 60) if feed else 0
     finally:
         if feed is not None:
-            feed.send_signal(signal.SIGINT)
+            feed.kill()  # measured already; nothing of its own to flush
             feed.wait(timeout=60)
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
