@@ -46,7 +46,6 @@ from gateway.web import server as status_page
 from sync.payload import (
     GatewayState,
     OutboxMessage,
-    OutboxRow,
     PayloadError,
     ack_topic,
     alert_event_message,
@@ -84,20 +83,6 @@ class StoreWorker:
 
     async def call(self, func: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
-
-    async def pending(self, limit: int) -> list[OutboxRow]:
-        try:
-            return await self.call(self.store.pending_messages, limit)
-        except sqlite3.Error as exc:
-            log.error("cannot read the outbox: %s", exc)
-            return []
-
-    async def mark_sent(self, outbox_ids: Sequence[int]) -> None:
-        """Mark rows sent; if the store refuses, they are sent again later (same message ids)."""
-        try:
-            await self.call(self.store.mark_sent, list(outbox_ids), time.time())
-        except sqlite3.Error as exc:
-            log.error("cannot mark %d outbox rows sent: %s", len(outbox_ids), exc)
 
     def shutdown(self) -> None:
         """Finish queued store calls and stop the thread (the store stays open)."""
