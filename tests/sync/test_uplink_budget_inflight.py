@@ -5,10 +5,11 @@ stored count is exactly the acknowledged bytes, and a hand-off given up frees it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -120,16 +121,19 @@ def test_a_summary_backlog_with_many_in_flight_stops_within_one_message_of_the_b
     store.close()
 
 
-async def freeze_then_drop_raw_in_flight(
+@contextlib.asynccontextmanager
+async def frozen_broker_publisher(
     store: Store, broker: Broker
-) -> tuple[int, tuple[int, int]]:
-    """Raw rows handed to paho while the broker is frozen (SIGSTOP), then dropped from the
-    outbox as the disk ceiling does; returns the rows that were reserved and what is left
-    reserved once their PUBACKs are overdue."""
+) -> AsyncIterator[tuple[StoreWorker, BudgetedOutbox, Publisher]]:
+    """A publisher over the budgeted outbox, connected, then its broker frozen (SIGSTOP) until
+    the block ends."""
     assert broker.process is not None
     worker = StoreWorker(store)
     outbox = BudgetedOutbox(worker, 10**9, UTC_OFFSET_S)
-    publisher = Publisher(BrokerSettings("127.0.0.1", broker.port, f"gw-{free_port()}"), outbox)
+    settings = BrokerSettings(
+        "127.0.0.1", broker.port, f"gw-{free_port()}", max_inflight=MAX_INFLIGHT
+    )
+    publisher = Publisher(settings, outbox)
     stop = asyncio.Event()
     task = asyncio.create_task(publisher.run(stop))
     frozen = False
@@ -137,12 +141,7 @@ async def freeze_then_drop_raw_in_flight(
         assert await until(lambda: publisher.stats.connected, 20)
         broker.process.send_signal(signal.SIGSTOP)
         frozen = True
-        await worker.call(queue, store, OutboxPriority.RAW, 30)
-        publisher.wakeup.set()
-        assert await until(lambda: len(outbox.reservations) == 30, 20)
-        assert await worker.call(drop_oldest_unsent_raw, store, time.time()) == 30
-        await until(lambda: len(outbox.reservations) == 0, 20)
-        left = (len(outbox.reservations), outbox.reservations.reserved_bytes)
+        yield worker, outbox, publisher
     finally:
         if frozen:
             broker.process.send_signal(signal.SIGCONT)
@@ -150,7 +149,21 @@ async def freeze_then_drop_raw_in_flight(
         await task
         publisher.close()
         worker.shutdown()
-    return 30, left
+
+
+async def freeze_then_drop_raw_in_flight(
+    store: Store, broker: Broker
+) -> tuple[int, tuple[int, int]]:
+    """Raw rows handed to paho while the broker is frozen, then dropped from the outbox as the
+    disk ceiling does; returns the rows that were reserved and what is left reserved once
+    their PUBACKs are overdue."""
+    async with frozen_broker_publisher(store, broker) as (worker, outbox, publisher):
+        await worker.call(queue, store, OutboxPriority.RAW, 30)
+        publisher.wakeup.set()
+        assert await until(lambda: len(outbox.reservations) == 30, 20)
+        assert await worker.call(drop_oldest_unsent_raw, store, time.time()) == 30
+        await until(lambda: len(outbox.reservations) == 0, 20)
+        return 30, (len(outbox.reservations), outbox.reservations.reserved_bytes)
 
 
 @pytest.mark.broker
@@ -166,22 +179,9 @@ def test_hand_offs_given_up_free_their_reserved_bytes(
 
 
 async def hand_offs_to_a_frozen_broker(store: Store, broker: Broker) -> tuple[int, bool]:
-    """A summary backlog handed to paho while the broker is frozen (SIGSTOP), then an alert:
-    how many summaries were handed over, and whether the alert was handed over behind them."""
-    assert broker.process is not None
-    worker = StoreWorker(store)
-    outbox = BudgetedOutbox(worker, 10**9, UTC_OFFSET_S)
-    settings = BrokerSettings(
-        "127.0.0.1", broker.port, f"gw-{free_port()}", max_inflight=MAX_INFLIGHT
-    )
-    publisher = Publisher(settings, outbox)
-    stop = asyncio.Event()
-    task = asyncio.create_task(publisher.run(stop))
-    frozen = False
-    try:
-        assert await until(lambda: publisher.stats.connected, 20)
-        broker.process.send_signal(signal.SIGSTOP)
-        frozen = True
+    """A summary backlog handed to paho while the broker is frozen, then an alert: how many
+    summaries were handed over, and whether the alert was handed over behind them."""
+    async with frozen_broker_publisher(store, broker) as (worker, outbox, publisher):
         await worker.call(queue, store, OutboxPriority.SUMMARY, 500)
         publisher.wakeup.set()
         await until(lambda: len(outbox.reservations) > 0, 20)
@@ -190,14 +190,7 @@ async def hand_offs_to_a_frozen_broker(store: Store, broker: Broker) -> tuple[in
         await worker.call(queue, store, OutboxPriority.ALERT, 1)
         publisher.wakeup.set()
         alert_handed = await until(lambda: len(outbox.reservations) == summaries + 1, 20)
-    finally:
-        if frozen:
-            broker.process.send_signal(signal.SIGCONT)
-        stop.set()
-        await task
-        publisher.close()
-        worker.shutdown()
-    return summaries, alert_handed
+        return summaries, alert_handed
 
 
 @pytest.mark.broker
