@@ -4,7 +4,8 @@ One alert, one SMS: a message never spans two SMS (concatenated SMS arrive out o
 part on the cheap phones families use), so the text is built to fit one: 160 characters in the
 GSM 7-bit alphabet, or 70 in UCS2 (any Chinese character makes the whole message UCS2). The
 parts are, most important first: priority, patient, rule, value, time, what to do; when they
-do not fit, what to do is shortened, then dropped, then the patient's name is cut.
+do not fit, what to do is shortened, then dropped, then the patient's name is cut, then the
+signature is dropped and the name cut further.
 
 Phone numbers are shown and logged only masked (138****5678).
 """
@@ -12,6 +13,7 @@ Phone numbers are shown and logged only masked (138****5678).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -211,18 +213,27 @@ def _render(sms: AlertSms, patient: str, tail: str, signed: bool = True) -> str:
     return clean(text)
 
 
+def _cut(patient: str, shortest: int) -> list[str]:
+    """The patient's name cut shorter and shorter, down to `shortest` characters and ".."."""
+    return [patient[:length] + ".." for length in range(len(patient) - 1, shortest - 1, -1)]
+
+
+def _wordings(sms: AlertSms, patient: str) -> Iterator[str]:
+    """The message from its fullest wording to its shortest."""
+    for tail in _tails(sms):
+        yield _render(sms, patient, tail)
+    for name in _cut(patient, 4):
+        yield _render(sms, name, "")
+    for name in [patient, *_cut(patient, 1)]:
+        yield _render(sms, name, "", signed=False)
+
+
 def compose(sms: AlertSms) -> str:
     """The SMS text, always within one SMS (see the module's docstring)."""
-    patient = clean(sms.patient) or "?"
-    for tail in _tails(sms):
-        text = _render(sms, patient, tail)
+    text = ""
+    for text in _wordings(sms, clean(sms.patient) or "?"):
         if fits_one_sms(text):
             return text
-    for signed, shortest in ((True, 4), (False, 1)):
-        for length in range(len(patient) - 1, shortest - 1, -1):
-            text = _render(sms, patient[:length] + "..", "", signed)
-            if fits_one_sms(text):
-                return text
     return text
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from alerts.escalation import Language, Role
@@ -120,6 +120,9 @@ def test_a_long_name_is_cut_but_the_rule_value_and_time_stay() -> None:
     unacked_min=st.integers(0, 100_000),
     language=st.sampled_from(list(Language)),
 )
+# A one-character name outside the GSM alphabet makes the message UCS2 (70 units); only
+# dropping the signature makes it fit.
+@example(RuleId.R1, Priority.HIGH, "{", PULSE, 0, Language.EN)
 def test_every_message_fits_one_sms_and_has_no_control_characters(
     rule: RuleId,
     priority: Priority,
