@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything the test suite needs, on a fresh Debian machine with Python 3.11, then the suite:
 # mosquitto and systemd from apt, a virtualenv with pulsegate and its test tools,
-# ruff (lint + format), mypy, pytest. Extra arguments go to pytest.
+# ruff (lint + format), mypy, pytest on 4 workers. Extra arguments go to pytest (-n 0: one process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,4 +42,6 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"
-.venv/bin/python -m pytest "$@"
+# Most of the suite waits on real processes, brokers and clocks, not on the CPU: 4 workers on
+# 2 cores take about a third of the time of one.
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-4}" "$@"
