@@ -112,6 +112,7 @@ class Daemon:
     overrides: dict[str, str] = field(default_factory=dict)  # patient -> overrides JSON
     notifier: Notifier = field(default_factory=Notifier)
     backlog: int = 0
+    synced_through_s: float | None = None  # the outbox's alert watermark (Store.synced_through_s)
     _downlink_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     batches: int = 0
     batches_failed: int = 0
@@ -136,6 +137,7 @@ class Daemon:
             presence = Presence(
                 status_topic=status_topic(mqtt.topic_prefix, gateway.site, gateway.id),
                 status_payload=self._status_payload,
+                now_s=self.clock.now_s,
                 downlink_topics=(
                     ack_topic(mqtt.topic_prefix, gateway.site, gateway.id),
                     raw_request_topic(mqtt.topic_prefix, gateway.site, gateway.id),
@@ -146,17 +148,17 @@ class Daemon:
             outbox = budgeted_outbox(self.worker, self.config)  # [mqtt] daily_budget_kb
             self.publisher = Publisher(settings, outbox, presence)
 
-    def _status_payload(self, state: GatewayState, will: bool) -> str:
-        """The retained status message: online / offline, and how far the hospital is synced."""
+    def _status_payload(self, state: GatewayState, will: bool, event_s: float) -> str:
+        """The retained status message: online / offline, and how far the hospital is synced
+        (as of the last look at the outbox; called on paho's thread for the Last Will)."""
         mqtt, gateway = self.config.mqtt, self.config.gateway
-        synced_s = self.publisher.stats.last_ack_s if self.publisher is not None else None
         message = status_message(
             mqtt.topic_prefix,
             gateway.site,
             gateway.id,
             state,
-            self.clock.now_s(),
-            synced_through_s=synced_s,
+            event_s,
+            synced_through_s=self.synced_through_s,
             backlog=None if will else self.backlog,
             will=will,
         )
@@ -354,6 +356,9 @@ class Daemon:
     async def _refresh_patients(self) -> None:
         backlog = await self.worker.call(self.worker.store.outbox_backlog)
         self.backlog = sum(backlog.values())
+        self.synced_through_s = await self.worker.call(
+            self.worker.store.synced_through_s, self.clock.now_s()
+        )
         patients, self.overrides = await self.worker.call(
             patients_with_overrides, self.worker.store
         )

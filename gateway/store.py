@@ -31,7 +31,7 @@ from alerts.lifecycle import (
 )
 from alerts.rules import Priority, Profile, RuleId, Tier
 from gateway.migrations import SchemaTooNewError, migrate
-from sync.payload import OutboxMessage, OutboxRow
+from sync.payload import OutboxMessage, OutboxPriority, OutboxRow
 
 MessageFactory = Callable[[Alert, AlertEventKind, float], OutboxMessage]
 # A new database's page size. Each commit appends whole pages to the WAL (one a second, each
@@ -373,6 +373,16 @@ class Store:
             "SELECT priority, count(*) AS n FROM outbox WHERE sent_s IS NULL GROUP BY priority"
         )
         return {row["priority"]: row["n"] for row in rows}
+
+    def synced_through_s(self, now_s: float) -> float:
+        """The alert watermark: every alert message (outbox priority ALERT) with an event time
+        before this was acknowledged by the broker; `now_s` when none is waiting."""
+        row = self.db.execute(
+            "SELECT min(created_s) FROM outbox"
+            " WHERE sent_s IS NULL AND priority = ? AND created_s > 0",
+            [int(OutboxPriority.ALERT)],
+        ).fetchone()
+        return now_s if row[0] is None else min(float(row[0]), now_s)
 
     def latest_readings(self) -> list[dict[str, Any]]:
         """The newest reading of each (device, metric)."""

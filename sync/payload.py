@@ -113,9 +113,11 @@ def alert_event_message(
 #   schema, kind "status", message_id, gateway, site
 #   state           online | offline
 #   will            true only in the Last Will (the broker lost the box)
-#   event_time      ISO 8601 UTC; a Last Will carries the time of the connect it was set at
-#   synced_through  ISO 8601 UTC or null: every outbox message with an event time up to this
-#                   was acknowledged by the broker (the last-synced watermark)
+#   event_time      ISO 8601 UTC; a birth and the Last Will set with it carry the time of
+#                   that connect (the Will ranks after its birth at the same time)
+#   synced_through  ISO 8601 UTC or null: every alert-priority message (alert events,
+#                   settings echoes) with an event time before this was acknowledged by the
+#                   broker (the last-synced watermark, from the box's outbox)
 #   backlog         messages waiting in the box's outbox, or null when unknown
 #
 # Acknowledgement (hub -> gateway, QoS 1, not retained) on <prefix>/<site>/<gateway>/ack:

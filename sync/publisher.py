@@ -84,7 +84,8 @@ class Presence:
     it, offline on a clean stop) and the downlink topics it listens to."""
 
     status_topic: str
-    status_payload: Callable[[GatewayState, bool], str]  # (state, is the Last Will)
+    status_payload: Callable[[GatewayState, bool, float], str]  # (state, is the Will, time)
+    now_s: Callable[[], float]  # the gateway's clock, for the status messages' event time
     downlink_topics: tuple[str, ...]
     on_downlink: Callable[[str, bytes], None]  # called on the event loop
 
@@ -130,11 +131,21 @@ class Publisher:
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
         self._client.on_message = self._on_message
-        if presence is not None:
-            will = presence.status_payload(GatewayState.OFFLINE, True)
-            self._client.will_set(presence.status_topic, will, qos=1, retain=True)
+        self._client.on_pre_connect = self._on_pre_connect
+        self._connect_s = 0.0  # the time of the current connection attempt
 
     # paho callbacks run on paho's thread: hand everything to the event loop.
+    def _on_pre_connect(self, client: Any, _u: Any) -> None:
+        """Before every (re)connect: a Last Will stamped with this connect's time, which the
+        birth message repeats, so the hospital orders the two (the Will ranks after its birth)
+        and a Will of this connection outranks every earlier birth. The watermark it carries
+        is the newest the daemon knows of."""
+        if self.presence is None:
+            return
+        self._connect_s = self.presence.now_s()
+        will = self.presence.status_payload(GatewayState.OFFLINE, True, self._connect_s)
+        client.will_set(self.presence.status_topic, will, qos=1, retain=True)
+
     def _on_connect(self, client: Any, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
         if reason.is_failure:
             log.error(
@@ -191,7 +202,7 @@ class Publisher:
         if connected:
             self._connected.set()
             log.info("connected to the broker %s:%d", self.settings.host, self.settings.port)
-            self._publish_presence(GatewayState.ONLINE)
+            self._publish_presence(GatewayState.ONLINE, self._connect_s)
         else:
             self._connected.clear()
             if was:
@@ -267,10 +278,14 @@ class Publisher:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def _publish_presence(self, state: GatewayState) -> mqtt.MQTTMessageInfo | None:
+    def _publish_presence(
+        self, state: GatewayState, event_s: float | None = None
+    ) -> mqtt.MQTTMessageInfo | None:
+        """The birth (at the connect's time) or a clean stop's offline (now)."""
         if self.presence is None:
             return None
-        payload = self.presence.status_payload(state, False)
+        at_s = self.presence.now_s() if event_s is None else event_s
+        payload = self.presence.status_payload(state, False, at_s)
         return self._client.publish(self.presence.status_topic, payload, qos=1, retain=True)
 
     async def _wait(self, stop: asyncio.Event) -> None:

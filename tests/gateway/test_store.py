@@ -131,6 +131,22 @@ def test_outbox_drains_most_urgent_first_then_oldest(store: Store) -> None:
     assert store.outbox_backlog() == {0: 1, 1: 1, 2: 1}
 
 
+def test_the_alert_watermark_is_the_oldest_unsent_alert_event(store: Store) -> None:
+    assert store.synced_through_s(1000.0) == 1000.0  # nothing waits: synced up to now
+    for priority, message_id, created_s in [(0, "a1", 100.0), (0, "a2", 200.0), (2, "s1", 50.0)]:
+        store.db.execute(
+            "INSERT INTO outbox (priority, topic, message_id, payload, created_s)"
+            " VALUES (?, 't', ?, '{}', ?)",
+            [priority, message_id, created_s],
+        )
+    assert store.synced_through_s(1000.0) == 100.0  # a summary held back does not count
+    first = store.pending_messages(1)[0]
+    store.mark_sent([first.id], 300.0)
+    assert store.synced_through_s(1000.0) == 200.0
+    store.mark_sent([row.id for row in store.pending_messages(10)], 400.0)
+    assert store.synced_through_s(1000.0) == 1000.0
+
+
 def test_binding_needs_an_existing_patient(store: Store) -> None:
     store.ensure_device("dev-1", "berrymed-bci", "ble", 0.0)
     with pytest.raises(StoreError, match="no patient 'nobody'"):

@@ -8,14 +8,16 @@ import signal
 import sqlite3
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sync.hub_store import HubStore
 from sync.payload import ack_message
 from tests.conftest import Broker
-from tests.sync.conftest import publish
+from tests.sync.conftest import publish, wait_until
 from tests.sync.daemon_process import gateway_config, start_simulated
 
 GATEWAY, SITE = "gw-down", "village-2"
@@ -66,13 +68,16 @@ def test_hospital_ack_is_applied_and_echoed_and_offline_is_said_on_stop(
 
 
 @pytest.mark.broker
-def test_a_killed_gateway_leaves_its_last_will_retained(
-    tmp_path: Path, broker: Broker, subscribe: Any
+def test_a_killed_gateway_leaves_its_last_will_and_the_hub_flags_it(
+    tmp_path: Path, broker: Broker, subscribe: Any, start_hub: Callable[..., Any]
 ) -> None:
+    hub_db = str(tmp_path / "hub.db")
+    start_hub(broker.port, hub_db)
     watcher = subscribe(broker.port, STATUS)
     daemon = start_daemon(tmp_path, broker.port)
     try:
-        assert watcher.wait_for(lambda m: m.get("state") == "online", timeout_s=20)
+        births = watcher.wait_for(lambda m: m.get("state") == "online", timeout_s=20)
+        assert births and births[-1]["synced_through"] is not None  # read before connecting
         daemon.send_signal(signal.SIGKILL)
         daemon.wait(timeout=10)
     finally:
@@ -80,5 +85,20 @@ def test_a_killed_gateway_leaves_its_last_will_retained(
     # The broker notices after 1.5 keep-alive periods (5 s here) and publishes the will.
     will = watcher.wait_for(lambda m: m.get("will") is True, timeout_s=20)
     assert will and will[0]["state"] == "offline"
+    # The Will was set at the connect its birth announced, and with the newest watermark.
+    assert will[0]["event_time"] == births[-1]["event_time"]
+    assert will[0]["synced_through"] is not None
     late = subscribe(broker.port, STATUS)  # a hospital that starts later sees it too (retained)
     assert late.wait_for(lambda m: m.get("will") is True, timeout_s=10)
+
+    def gateway() -> dict[str, Any] | None:
+        store = HubStore.open(hub_db)
+        try:
+            rows = [row for row in store.list_gateways() if row["gateway"] == GATEWAY]
+        finally:
+            store.close()
+        return rows[0] if rows and rows[0]["will_fired"] else None
+
+    flagged = wait_until(gateway, timeout_s=10)
+    assert flagged, "the hub did not flag the gateway's Last Will"
+    assert flagged["state"] == "offline"
