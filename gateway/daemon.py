@@ -61,7 +61,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 BINDINGS_REFRESH_S = 5.0
 SHUTDOWN_DRAIN_S = 3.0
-HEALTH_BATCHES = 5  # unhealthy when no batch was committed for this many intervals
+HEALTH_BATCHES = 5  # unhealthy when the batch writer has not turned for this many intervals
+# Readings a refused batch keeps in memory (disk full, I/O error) until the store takes them:
+# about 11 minutes of 50 patients' oximeters, or 9 hours of one, in about 20 MB; beyond it the
+# oldest readings are dropped (and said so), never alert events.
+MAX_UNWRITTEN_ROWS = 100_000
 BytesSink = Callable[[str, float, bytes], Awaitable[None]]
 DeviceSource = Callable[[BytesSink], Coroutine[Any, Any, None]]
 
@@ -90,12 +94,30 @@ class StoreWorker:
 
 
 @dataclass(slots=True)
-class _Unwritten:
-    """A batch the store refused (disk full, I/O error): kept and retried with the next one."""
+class UnwrittenBatch:
+    """What the next commit must write: a new batch, with what the store refused before (disk
+    full, I/O error), kept and retried; at most `max_rows` readings, the oldest dropped first."""
 
+    max_rows: int = MAX_UNWRITTEN_ROWS
     rows: list[ReadingRow] = field(default_factory=list)
     events: list[tuple[Patient, RuleEvent]] = field(default_factory=list)
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(
+        self,
+        rows: Sequence[ReadingRow],
+        events: Sequence[tuple[Patient, RuleEvent]],
+        states: dict[str, dict[str, Any]],
+    ) -> int:
+        """Adds a batch; returns how many of the oldest readings were dropped to make room."""
+        self.rows.extend(rows)
+        self.events.extend(events)
+        self.states.update(states)
+        excess = len(self.rows) - self.max_rows
+        if excess <= 0:
+            return 0
+        del self.rows[:excess]
+        return excess
 
 
 @dataclass(slots=True)
@@ -116,8 +138,8 @@ class Daemon:
     _downlink_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     batches: int = 0
     batches_failed: int = 0
-    last_batch_monotonic_s: float = field(default_factory=time.monotonic)
-    _unwritten: _Unwritten = field(default_factory=_Unwritten)
+    last_write_monotonic_s: float = field(default_factory=time.monotonic)  # commit or refusal
+    _unwritten: UnwrittenBatch = field(default_factory=UnwrittenBatch)
     checkpoints: Checkpoints = field(default_factory=Checkpoints)
     daily_job: DailyJob = field(init=False)
 
@@ -271,9 +293,10 @@ class Daemon:
                 loop.remove_signal_handler(signum)
 
     def is_healthy(self) -> bool:
-        """The batch writer committed recently and the publisher's loop is turning."""
+        """The batch writer and the publisher's loop are turning. A store that refuses
+        batches (a full disk) is not a hang: a restart would lose the readings kept for it."""
         now = time.monotonic()
-        batch_ok = now - self.last_batch_monotonic_s < HEALTH_BATCHES * self._interval_s + 5
+        batch_ok = now - self.last_write_monotonic_s < HEALTH_BATCHES * self._interval_s + 5
         publisher_ok = self.publisher is None or self.publisher.is_alive(now)
         return batch_ok and publisher_ok
 
@@ -389,9 +412,13 @@ class Daemon:
         rows = self.ingest.drain(before_s)
         events, states = self._detect(rows, final)
         pending = self._unwritten
-        pending.rows.extend(rows)
-        pending.events.extend(events)
-        pending.states.update(states)
+        dropped = pending.add(rows, events, states)
+        if dropped:
+            log.error(
+                "dropped the %d oldest readings kept in memory for the database, which still"
+                " refuses them; alert events are kept: free disk space or check the storage",
+                dropped,
+            )
         try:
             produced = await self.worker.call(
                 self.worker.store.write_batch,
@@ -403,6 +430,7 @@ class Daemon:
             )
         except sqlite3.Error as exc:
             self.batches_failed += 1
+            self.last_write_monotonic_s = time.monotonic()
             log.error(
                 "cannot write %d readings to the database (%s); keeping them in memory and "
                 "retrying: free disk space or check the storage",
@@ -410,8 +438,8 @@ class Daemon:
                 exc,
             )
             return
-        self._unwritten = _Unwritten()
-        self.last_batch_monotonic_s = time.monotonic()
+        self._unwritten = UnwrittenBatch()
+        self.last_write_monotonic_s = time.monotonic()
         self.batches += 1
         _log_committed(pending.rows, produced)
         if self.observer is not None:

@@ -22,6 +22,9 @@ class Notifier:
         self._socket: socket.socket | None = None
         if self._address:
             self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # Never block the event loop: a datagram systemd has no room for is dropped (and
+            # logged); a missed watchdog ping is repaid by the next one.
+            self._socket.setblocking(False)
 
     @property
     def enabled(self) -> bool:

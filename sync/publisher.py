@@ -32,7 +32,7 @@ RECONNECT_MIN_DELAY_S = 1
 RECONNECT_MAX_DELAY_S = 30
 INFLIGHT_TIMEOUT_S = 30.0
 IDLE_POLL_S = 1.0
-LOOP_STALL_S = 60.0
+LOOP_STALL_S = 20.0  # below WatchdogSec (30 s): a stalled publisher is restarted
 # paho keeps at most max_inflight on the wire and queues the rest in memory, sending the next
 # from its own thread as each PUBACK arrives; handing it a few windows' worth saves a thread
 # hand-off per message (mids are 16-bit: stay far below 65,535 handed over). Each hand-off

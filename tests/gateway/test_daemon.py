@@ -7,13 +7,14 @@ import contextlib
 import sqlite3
 from pathlib import Path
 
-from alerts.rules import Profile, Tier
+from alerts.events import RuleEvent, Transition
+from alerts.rules import Priority, Profile, RuleId, Tier
 from devices.clock import ScaledClock
 from devices.simulator import DEMO_PATIENTS, run_patient
 from gateway.config import parse_config
-from gateway.daemon import Daemon, StoreWorker
+from gateway.daemon import Daemon, StoreWorker, UnwrittenBatch
 from gateway.ingest import Ingest
-from gateway.store import Patient, Store
+from gateway.store import Patient, ReadingRow, Store
 
 UNLIMITED_PAGES = 1_073_741_823
 
@@ -53,8 +54,11 @@ async def test_a_full_disk_delays_readings_but_loses_none(tmp_path: Path) -> Non
     pages = await worker.call(lambda: store.db.execute("PRAGMA page_count").fetchone()[0])
     await worker.call(store.db.execute, f"PRAGMA max_page_count = {pages}")
     await worker.call(fill_free_space, store)
-    await asyncio.sleep(5.0)  # readings need more than the room left in their last page
+    # Readings need more than the room left in their last page; refused for longer than the
+    # watchdog's health window (5 intervals + 5 s), the daemon must still count as healthy.
+    await asyncio.sleep(7.0)
     failed = daemon.batches_failed
+    healthy_while_full = daemon.is_healthy()
     await worker.call(store.db.execute, f"PRAGMA max_page_count = {UNLIMITED_PAGES}")
     await asyncio.sleep(1.5)
     stop.set()
@@ -62,6 +66,7 @@ async def test_a_full_disk_delays_readings_but_loses_none(tmp_path: Path) -> Non
     worker.shutdown()
 
     assert failed > 0
+    assert healthy_while_full  # no watchdog restart, which would lose the kept readings
     assert daemon.is_healthy()
     seconds = [
         row[0]
@@ -73,3 +78,21 @@ async def test_a_full_disk_delays_readings_but_loses_none(tmp_path: Path) -> Non
     # One row per simulated second from the first to the last: no gap where the disk was full.
     assert len(seconds) > 80
     assert seconds == [seconds[0] + i for i in range(len(seconds))]
+
+
+def test_readings_kept_for_a_refusing_store_are_bounded_and_alert_events_are_not() -> None:
+    patient = Patient("p-1", Tier.RED, Profile.DEFAULT)
+    onset = RuleEvent(RuleId.S1, Transition.ONSET, 10, Priority.HIGH, True, {})
+    kept = UnwrittenBatch(max_rows=5)
+
+    def rows(first_s: int, count: int) -> list[ReadingRow]:
+        return [
+            ReadingRow(float(first_s + i), "p-1", "ox-1", "spo2_percent", 97.0, 0)
+            for i in range(count)
+        ]
+
+    assert kept.add(rows(0, 3), [(patient, onset)], {"p-1": {"at": 3}}) == 0
+    assert kept.add(rows(3, 4), [], {"p-1": {"at": 7}}) == 2  # the two oldest go
+    assert [row.ts_s for row in kept.rows] == [2.0, 3.0, 4.0, 5.0, 6.0]
+    assert kept.events == [(patient, onset)]
+    assert kept.states == {"p-1": {"at": 7}}

@@ -3,15 +3,23 @@ at half WATCHDOG_USEC while healthy, STOPPING on SIGTERM."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import os
 import signal
 import socket
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+from devices.clock import ScaledClock
+from gateway.config import parse_config
+from gateway.daemon import Daemon, StoreWorker
+from gateway.ingest import Ingest
 from gateway.notify import Notifier
+from gateway.store import Store
 from tests.sync.daemon_process import start_simulated
 
 WATCHDOG_USEC = 2_000_000
@@ -82,3 +90,71 @@ def _receive(server: socket.socket) -> list[tuple[float, str]]:
             found.append((time.monotonic(), server.recv(4096).decode()))
         except TimeoutError:
             return found
+
+
+async def test_a_stuck_store_thread_stops_the_watchdog_pings(tmp_path: Path) -> None:
+    """The daemon in process with a real socket: while a store call hangs, the batch writer
+    cannot turn, so the pings stop (systemd would restart it); they resume after."""
+    config = parse_config(
+        {"gateway": {"data_dir": str(tmp_path)}, "store": {"batch_interval_s": 0.2}}
+    )
+    store = Store.open(config.database_path, "gw")
+    sock_dir = Path(tempfile.mkdtemp(prefix="ntf"))
+    address = str(sock_dir / "notify")
+    pings: list[float] = []
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(address)
+        server.setblocking(False)
+        notifier = Notifier({"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000"})
+        worker = StoreWorker(store)
+        daemon = Daemon(config, worker, ScaledClock(1), Ingest(), notifier=notifier)
+        stop = asyncio.Event()
+        running = asyncio.create_task(daemon.run(stop))
+        reading = asyncio.create_task(_collect_pings(server, pings, stop))
+        try:
+            await asyncio.sleep(1.5)
+            stuck_at = time.monotonic()
+            await worker.call(time.sleep, 9.0)  # the store thread hangs for 9 s
+            resumed_at = time.monotonic()
+            await asyncio.sleep(1.5)
+        finally:
+            stop.set()
+            await running
+            await reading
+            worker.shutdown()
+            store.close()
+            notifier.close()
+            os.unlink(address)
+    assert sum(t < stuck_at for t in pings) >= 2  # healthy: a ping every 0.2 s
+    # Past the health window (5 intervals + 5 s), no ping until the store answers again.
+    assert not [t for t in pings if stuck_at + 7.0 < t < resumed_at]
+    assert sum(t > resumed_at for t in pings) >= 2
+
+
+async def _collect_pings(server: socket.socket, pings: list[float], stop: asyncio.Event) -> None:
+    """The arrival times of WATCHDOG=1 on the (non-blocking) socket, until `stop`."""
+    while not stop.is_set():
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                if server.recv(4096) == b"WATCHDOG=1":
+                    pings.append(time.monotonic())
+        await asyncio.sleep(0.05)
+
+
+def test_a_full_notify_socket_never_blocks_the_sender() -> None:
+    """Nobody reads the socket: the kernel's queue fills up and further datagrams are
+    dropped with a warning, instead of blocking the daemon's event loop."""
+    sock_dir = Path(tempfile.mkdtemp(prefix="ntf"))
+    address = str(sock_dir / "notify")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
+        server.bind(address)
+        notifier = Notifier({"NOTIFY_SOCKET": address})
+        sender = threading.Thread(target=lambda: [notifier.watchdog() for _ in range(500)])
+        sender.start()
+        sender.join(timeout=10)
+        blocked = sender.is_alive()
+        server.close()  # frees a sender that was blocked, so the test ends either way
+        sender.join()
+        notifier.close()
+        os.unlink(address)
+    assert not blocked
