@@ -63,7 +63,7 @@ BINDINGS_REFRESH_S = 5.0
 SHUTDOWN_DRAIN_S = 3.0
 HEALTH_BATCHES = 5  # unhealthy when the batch writer has not turned for this many intervals
 # Readings a refused batch keeps in memory (disk full, I/O error) until the store takes them:
-# about 11 minutes of 50 patients' oximeters, or 9 hours of one, in about 20 MB; beyond it the
+# about 11 minutes of 50 patients' oximeters, or 9 hours of one, in about 14 MB; beyond it the
 # oldest readings are dropped (and said so), never alert events.
 MAX_UNWRITTEN_ROWS = 100_000
 BytesSink = Callable[[str, float, bytes], Awaitable[None]]
