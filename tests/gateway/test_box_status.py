@@ -4,6 +4,7 @@ and the last acknowledged message."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -44,7 +45,17 @@ def test_status_shows_uptime_while_the_daemon_runs_and_not_after(tmp_path: Path)
     assert "disk: database" in running.output and "GB free of" in running.output
     assert "clock: " in running.output
     assert "last sync: never" in running.output
+    assert "patients: 4" in running.output
+    assert re.search(
+        r"^uplink: backlog alert \d+, status \d+, summary \d+, raw \d+;", running.output, re.M
+    )
+    assert re.search(
+        r"^  sim-oximeter-demo-fever\s+demo-fever\s+spo2_percent", running.output, re.M
+    )
+    assert re.search(r"^open alerts: \d+$", running.output, re.M)
     report = json.loads(as_json.output)
+    assert report["patients"] == 4 and len(report["bindings"]) == 8
+    assert set(report["uplink"]["backlog"]) == {"alert", "status", "summary", "raw"}
     assert report["daemon"]["running"] is True and 0 < report["daemon"]["uptime_s"] < 30
     assert report["disk"]["database_used_bytes"] > 0
     assert report["disk"]["database_ceiling_bytes"] == 4_000_000_000
@@ -76,3 +87,9 @@ def test_clock_trust_flagged_readings_and_last_sync(tmp_path: Path) -> None:
     text = "\n".join(box_status.lines(info))
     assert "last sync: 2027-01-15 08:00:07 UTC (0 h 0 min ago)" in text
     assert "5 readings with an untrusted time in the last day" in text
+    assert "uplink: backlog alert 0, status 0, summary 0, raw 0;" in text
+    toml = tmp_path / "pulsegate.toml"
+    toml.write_text(f'[gateway]\ndata_dir = "{tmp_path}"\n')
+    shown = CliRunner().invoke(main, ["--config", str(toml), "status"]).output
+    assert "patients: 1" in shown
+    assert re.search(r"^open alerts: 1\n  \w{8}  HIGH\s+S1  open\s+p-1 ", shown, re.M)
