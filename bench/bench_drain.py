@@ -54,7 +54,7 @@ RAW_AHEAD = 1000  # messages handed to paho before their PUBACK (see raw_loop)
 
 
 def payloads(count: int) -> list[str]:
-    """Alert-event-sized JSON bodies (about 330 bytes), each with its own message id."""
+    """Alert-event-sized JSON bodies (416 bytes), each with its own message id."""
     return [
         json.dumps(
             {
