@@ -14,6 +14,7 @@ import click
 from gateway.cli_errors import EXIT_USAGE, fail
 from gateway.hub_cli import _open, db_option, prefix_option
 from gateway.hub_settings_cli import _site_of
+from sync import fhir
 from sync.hub_raw_requests import list_raw_requests, queue_raw_request, raw_readings
 from sync.raw_request import MAX_SPAN_S, raw_request_message
 
@@ -85,6 +86,13 @@ def _duration(seconds: float) -> str:
 @click.option("--until", help="Up to this time (default: now).")
 @offset_option
 @json_option
+@click.option(
+    "--fhir",
+    "as_fhir",
+    is_flag=True,
+    help="A FHIR R4 Bundle of vital-sign Observations: each minute's median of SpO2, heart"
+    " rate and body temperature.",
+)
 @db_option
 def hub_summaries(
     gateway: str,
@@ -93,6 +101,7 @@ def hub_summaries(
     until: str | None,
     utc_offset_h: float,
     as_json: bool,
+    as_fhir: bool,
     db_url: str,
 ) -> None:
     """A patient's per-minute summaries as received from GATEWAY (SITE/GATEWAY, or a gateway
@@ -103,6 +112,10 @@ def hub_summaries(
     with _open(db_url) as store:
         site, name = _site_of(store, gateway)
         rows = store.patient_summaries(site, name, patient, since_s, until_s)
+    if as_fhir:
+        observations = fhir.summary_observations(site, name, patient, rows)
+        click.echo(json.dumps(fhir.summary_bundle(observations, time.time()), indent=2))
+        return
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, sort_keys=True))

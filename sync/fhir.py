@@ -4,6 +4,8 @@ Pure functions returning JSON-ready dicts:
 - vital signs as `Observation`s (category vital-signs; LOINC codes and UCUM units of the FHIR
   R4 vital signs profiles: SpO2 59408-5 + 2708-6 in `%`, heart rate 8867-4 in `/min`, body
   temperature 8310-5 in `Cel`);
+- a hub's per-minute summaries as vital-sign `Observation`s, the minute's median as the value
+  over the minute (`summary_bundle`);
 - an alert as a `DetectedIssue` (severity from the priority; status preliminary while the
   alert is live, final once closed; an acknowledgement as a mitigation), with the window
   statistic that fired it as its evidence `Observation` when the alert carries one.
@@ -196,6 +198,45 @@ def alerts_bundle(alerts: Sequence[Mapping[str, Any]], now_s: float) -> dict[str
                 "resource": detected_issue(alert, reference),
             }
         )
+    return _collection(entries, now_s)
+
+
+def summary_observations(
+    site: str, gateway: str, patient_id: str, rows: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """One Observation per minute and vital sign of a patient's summary rows (as
+    HubStore.patient_summaries returns them): the median over the minute, with the minute's
+    count, min and max in a note; minutes without a value and other metrics are left out."""
+    observations = []
+    for row in rows:
+        try:
+            metric = Metric(row["metric"])
+        except ValueError:
+            continue  # a metric this hub does not know
+        if metric not in VITAL_SIGNS or not _is_number(row["median"]):
+            continue
+        minute_s = float(row["minute_s"])
+        observations.append(
+            vital_sign_observation(
+                derived_id(site, gateway, patient_id, metric.value, f"{minute_s:.0f}"),
+                patient_id,
+                metric,
+                float(row["median"]),
+                period_s=(minute_s, minute_s + 60.0),
+                note=f"median of {row['n']} readings in the minute"
+                f" (min {row['min']:g}, max {row['max']:g}; {row['missing']} without a value)",
+            )
+        )
+    return observations
+
+
+def summary_bundle(observations: Sequence[dict[str, Any]], now_s: float) -> dict[str, Any]:
+    """A `collection` Bundle of summary Observations."""
+    entries = [{"fullUrl": f"urn:uuid:{o['id']}", "resource": o} for o in observations]
+    return _collection(entries, now_s)
+
+
+def _collection(entries: list[dict[str, Any]], now_s: float) -> dict[str, Any]:
     return {
         "resourceType": "Bundle",
         "id": derived_id("bundle", f"{now_s:.3f}"),

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.observation import Observation
 
 from gateway.cli import main
 from gateway.hub_data_cli import format_time, parse_time_s
@@ -110,6 +112,35 @@ def test_summaries_prints_the_minute_rows_in_local_time(tmp_path: Path, db: str)
     }  # fmt: skip
     code, out, _ = invoke(tmp_path, "summaries", WHERE, "p-other", "--since", since, "--db", db)
     assert (code, out) == (0, f"no summaries of p-other from {WHERE} in that time\n")
+
+
+def test_summaries_as_fhir_observations_valid_against_the_r4_models(
+    tmp_path: Path, db: str
+) -> None:
+    since = iso_utc(T0_S)
+    code, out, _ = invoke(
+        tmp_path, "summaries", WHERE, PATIENT, "--since", since, "--json", "--db", db
+    )
+    rows = [json.loads(line) for line in out.splitlines()]
+    code, out, _ = invoke(
+        tmp_path, "summaries", WHERE, PATIENT, "--since", since, "--fhir", "--db", db
+    )
+    assert code == 0
+    bundle = Bundle.model_validate(json.loads(out))
+    observations = [Observation.model_validate(e.resource.model_dump()) for e in bundle.entry]
+    # Every minute of SpO2, pulse and temperature with a median, and nothing else.
+    vital = [r for r in rows if r["metric"] in {"spo2_percent", "pulse_bpm", "temp_c"}]
+    assert len(observations) == sum(r["median"] is not None for r in vital) > 0
+    loinc = {"spo2_percent": "59408-5", "pulse_bpm": "8867-4", "temp_c": "8310-5"}
+    ucum = {"spo2_percent": "%", "pulse_bpm": "/min", "temp_c": "Cel"}
+    with_median = [r for r in vital if r["median"] is not None]
+    for row, observation in zip(with_median, observations, strict=True):
+        assert observation.code.coding[0].code == loinc[row["metric"]]
+        assert observation.valueQuantity.code == ucum[row["metric"]]
+        assert float(observation.valueQuantity.value) == row["median"]
+        assert observation.effectivePeriod.start.timestamp() == row["minute_s"]
+        assert observation.subject.identifier.value == PATIENT
+    assert len({o.id for o in observations}) == len(observations)
 
 
 def test_gaps_shows_devices_without_data_now_then_closed_gaps(tmp_path: Path, db: str) -> None:
