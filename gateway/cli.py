@@ -36,7 +36,7 @@ from gateway.sources import build_sources
 from gateway.store import Patient, Store
 from gateway.timekeeper import Timekeeper
 from gateway.web_cli import demo_web, patients_name, status_page_line, web
-from sync.payload import OutboxMessage, alert_event_message
+from sync.payload import OutboxMessage, alert_event_message, pseudonym_problem
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -301,8 +301,9 @@ def patients() -> None:
 @click.pass_context
 def patients_add(ctx: click.Context, patient_id: str, tier: str, profile: str) -> None:
     """Add a patient."""
-    if not patient_id.strip() or len(patient_id) > 64:
-        fail("a patient id is 1-64 characters", EXIT_USAGE)
+    problem = pseudonym_problem(patient_id)
+    if problem is not None:
+        fail(f"{patient_id!r}: {problem}", EXIT_USAGE)
     with open_store(ctx) as store:
         store.add_patient(Patient(patient_id, Tier(tier), Profile(profile)), time.time())
     click.echo(f"added patient {patient_id} (tier {tier}, profile {profile})")

@@ -21,6 +21,7 @@ Payload schema (version 1), one JSON object per message:
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -132,6 +133,25 @@ ALERTS_LEAF = "alerts"
 
 class PayloadError(ValueError):
     """A received payload or topic that does not follow the schema (the message says why)."""
+
+
+# A patient id travels in every message: a pseudonym of letters, digits and . _ -, never a name
+# (no spaces, no Chinese characters), a phone or an ID-card number (no run of 7 digits), and
+# nothing an MQTT topic would take for a separator or a wildcard.
+_PSEUDONYM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_LONG_NUMBER = re.compile(r"[0-9]{7}")
+
+
+def pseudonym_problem(patient_id: str) -> str | None:
+    """Why `patient_id` is not a usable pseudonymous id, or None when it is."""
+    if not _PSEUDONYM.match(patient_id):
+        return (
+            "a patient id is 1-64 letters, digits, '.', '_' or '-', starting with a letter or"
+            " digit (a pseudonym such as p-0042: names stay on the box, as display names)"
+        )
+    if _LONG_NUMBER.search(patient_id):
+        return "a patient id has no run of 7 or more digits (it looks like a phone or ID number)"
+    return None
 
 
 class GatewayState(StrEnum):

@@ -97,6 +97,31 @@ def test_patients_add_list_and_duplicate(tmp_path: Path) -> None:
     assert bad_tier.exit_code == 2
 
 
+@pytest.mark.parametrize(
+    ("patient_id", "message"),
+    [
+        ("王奶奶", "a patient id is 1-64 letters, digits"),  # a name
+        ("Li Wei", "a patient id is 1-64 letters, digits"),
+        ("p/1", "a patient id is 1-64 letters, digits"),  # a topic separator
+        ("p+#", "a patient id is 1-64 letters, digits"),  # MQTT wildcards
+        ("_p1", "a patient id is 1-64 letters, digits"),
+        ("x" * 65, "a patient id is 1-64 letters, digits"),
+        ("13812345678", "looks like a phone or ID number"),
+        ("p-1381234567", "looks like a phone or ID number"),
+    ],
+)
+def test_a_patient_id_must_be_a_pseudonym(tmp_path: Path, patient_id: str, message: str) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'[gateway]\ndata_dir = "{tmp_path}"\n')
+    result = CliRunner().invoke(
+        main, ["--config", str(config), "patients", "add", patient_id, "--tier", "red"]
+    )
+    assert result.exit_code == 2
+    assert message in result.output
+    listed = CliRunner().invoke(main, ["--config", str(config), "patients", "list"])
+    assert "no patients" in listed.output
+
+
 def test_ack_of_unknown_alert_is_a_clear_error(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text(f'[gateway]\ndata_dir = "{tmp_path}"\n')
