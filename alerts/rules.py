@@ -55,6 +55,8 @@ class RuleId(StrEnum):
     H3 = "H3"  # resting-HR rise (night level)
     T3 = "T3"  # persistent high fever (day level)
     T5 = "T5"  # wearable skin-temperature trend (night level)
+    Q3 = "Q3"  # missed scheduled reading (technical, per the patient's schedule)
+    Q5 = "Q5"  # device disagreement (technical, two oximeters on one patient)
 
 
 class Channel(StrEnum):

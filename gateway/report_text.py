@@ -32,6 +32,8 @@ RULE_NAMES = {
     "T4": N_("hypothermia"),
     "T5": N_("skin temperature rise"),
     "N1": N_("NEWS2 score"),
+    "Q3": N_("scheduled reading missed"),
+    "Q5": N_("oximeters disagree"),
 }
 PRIORITY_NAMES = {
     "HIGH": N_("high"),

@@ -119,6 +119,8 @@ _RULE_NAMES: dict[Language, dict[RuleId, str]] = {
         RuleId.T4: "体温过低",
         RuleId.T5: "皮温升高",
         RuleId.N1: "NEWS2评分高",
+        RuleId.Q3: "未按时测量",
+        RuleId.Q5: "两台血氧仪读数不一致",
     },
     Language.EN: {
         RuleId.S1: "SpO2 critical",
@@ -138,6 +140,8 @@ _RULE_NAMES: dict[Language, dict[RuleId, str]] = {
         RuleId.T4: "low temperature",
         RuleId.T5: "skin temperature up",
         RuleId.N1: "NEWS2 score high",
+        RuleId.Q3: "scheduled reading missed",
+        RuleId.Q5: "two oximeters disagree",
     },
 }
 _ZH_COMMA = "\uff0c"  # the full-width comma of Chinese text

@@ -27,6 +27,8 @@ RULE_NAMES = {
     "T4": N_("hypothermia"),
     "T5": N_("skin temperature rising"),
     "N1": N_("NEWS2 score"),
+    "Q3": N_("scheduled reading missed"),
+    "Q5": N_("oximeters disagree"),
 }
 TIER_NAMES = {"red": N_("red: key"), "yellow": N_("yellow: sub-key"), "green": N_("green")}
 PRIORITY_NAMES = {"HIGH": N_("HIGH"), "MEDIUM": N_("MEDIUM"), "LOW": N_("LOW"), "INFO": N_("INFO")}
