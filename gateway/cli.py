@@ -31,6 +31,7 @@ from gateway.hub_settings_cli import hub_settings
 from gateway.ingest import Ingest
 from gateway.replay_cli import replay_command
 from gateway.report_cli import report_command
+from gateway.schedule_cli import patients_schedule
 from gateway.settings_cli import patients_set, patients_show
 from gateway.sources import build_sources
 from gateway.store import Patient, Store
@@ -333,6 +334,7 @@ main.add_command(notifications)
 patients.add_command(patients_name)
 patients.add_command(patients_set)
 patients.add_command(patients_show)
+patients.add_command(patients_schedule)
 hub.add_command(hub_settings)
 for command in HUB_DATA_COMMANDS:  # hub summaries, gaps, raw-request, raw
     hub.add_command(command)

@@ -39,6 +39,7 @@ from gateway.settings_detector import NO_OVERRIDES, refit_detector, rules_for
 from gateway.settings_downlink import apply_settings_downlink
 from gateway.sms_escalation import SmsEscalation
 from gateway.store import Patient, ReadingRow, Store, StoreError
+from gateway.technical_rules import TechnicalRules
 from gateway.timekeeper import Timekeeper, shift_rows, shift_stored_readings
 from gateway.uplink import Uplink, answer_raw_request
 from gateway.uplink_budget import budgeted_outbox
@@ -142,9 +143,11 @@ class Daemon:
     _unwritten: UnwrittenBatch = field(default_factory=UnwrittenBatch)
     checkpoints: Checkpoints = field(default_factory=Checkpoints)
     daily_job: DailyJob = field(init=False)
+    technical_rules: TechnicalRules = field(init=False)
 
     def __post_init__(self) -> None:
         self.daily_job = DailyJob(self.config.detector.utc_offset_s, self._message)
+        self.technical_rules = TechnicalRules(self.config.detector.utc_offset_s, self._message)
         if self.config.mqtt.enabled:
             mqtt = self.config.mqtt
             settings = BrokerSettings(
@@ -280,6 +283,7 @@ class Daemon:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.daily_job.stop()
+            await self.technical_rules.stop()
             await self._write_batch(final=True)
             if self.publisher is not None and publisher_task is not None:
                 stop.set()
@@ -355,8 +359,10 @@ class Daemon:
                 since_refresh_s = 0.0
                 await self._refresh_patients()
                 await self._send_reminders()
-            if not stop.is_set():  # the day- and night-level rules, once a minute at most
-                self._announce(self.daily_job.tick(self.worker, self.clock.now_s()))
+            if not stop.is_set():  # day- and night-level rules, Q3 and Q5: once a minute
+                now_s = self.clock.now_s()
+                self._announce(self.daily_job.tick(self.worker, now_s))
+                self._announce(self.technical_rules.tick(self.worker, self.patients, now_s))
 
     async def _send_reminders(self) -> None:
         """Re-notify unacknowledged alerts and escalate the ones that escalate."""

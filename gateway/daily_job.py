@@ -55,7 +55,6 @@ H3_NIGHTS = H3_BASELINE_NIGHTS + 2  # the last 2 nights (onset run), each with 2
 T5_NIGHTS = T5_BASELINE_NIGHTS + 2
 T3_DAYS_READ = T3_DAYS + 1  # the onset run and the day before it
 _DAY = dt.timedelta(days=1)
-_LIVE = ("open", "acked")  # the condition is present
 DAY_LEVEL_RULES = (RuleId.S6, *DAY_RULES)
 AlertEvents = list[tuple[Alert, AlertEventKind]]
 
@@ -98,15 +97,8 @@ def mark_evaluated(store: Store, patient_id: str, day: dt.date, now_s: float) ->
 
 
 def live_alerts(store: Store, patient_id: str) -> dict[RuleId, Priority]:
-    """The patient's day- and night-level alerts whose condition is present (open or
-    acknowledged), by rule."""
-    rules = [rule.value for rule in DAY_LEVEL_RULES]
-    rows = store.db.execute(
-        "SELECT rule, priority FROM alerts WHERE patient_id = ? AND status IN (?, ?)"
-        f" AND rule IN ({', '.join('?' * len(rules))})",
-        [patient_id, *_LIVE, *rules],
-    )
-    return {RuleId(rule): Priority(priority) for rule, priority in rows}
+    """The patient's day- and night-level alerts whose condition is present, by rule."""
+    return store.live_priorities(patient_id, DAY_LEVEL_RULES)
 
 
 # -- reading and evaluating one patient's morning ---------------------------------------------

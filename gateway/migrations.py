@@ -353,6 +353,23 @@ def _patient_settings(db: sqlite_utils.Database) -> None:
     )
 
 
+def _reading_schedules(db: sqlite_utils.Database) -> None:
+    """Per patient and metric, the local times of scheduled spot readings (Q3), when the
+    schedule was set, and how far the stored readings have been looked through for the
+    newest valid one (so that a minute's look reads only the readings since the last)."""
+    db.execute(
+        """CREATE TABLE reading_schedules (
+            patient_id TEXT NOT NULL REFERENCES patients(id),
+            metric TEXT NOT NULL,
+            slots TEXT NOT NULL,
+            set_s REAL NOT NULL,
+            checked_until_s REAL NOT NULL,
+            last_valid_s REAL,
+            PRIMARY KEY (patient_id, metric)
+        )"""
+    )
+
+
 MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _v1_initial,
     _v2_device_status,
@@ -363,6 +380,7 @@ MIGRATIONS: tuple[Callable[[sqlite_utils.Database], None], ...] = (
     _patient_display_names,
     _contacts_and_notifications,
     _patient_settings,
+    _reading_schedules,
 )
 
 

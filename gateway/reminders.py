@@ -3,8 +3,6 @@ rules that escalate (alerts/lifecycle.py decides; this module applies it in the 
 
 from __future__ import annotations
 
-import dataclasses
-
 from alerts.lifecycle import Alert, AlertEventKind, due_event
 from gateway.store import MessageFactory, Store
 
@@ -29,11 +27,9 @@ def send_due_reminders(
             if due is None:
                 continue
             kind, priority = due
-            if priority is not alert.priority:
-                store.db.execute(
-                    "UPDATE alerts SET priority = ? WHERE id = ?", [priority.value, alert.id]
-                )
-                alert = dataclasses.replace(alert, priority=priority)
-            store.record_event(alert, kind, now_s, {}, make_message)
+            if kind is AlertEventKind.ESCALATED:
+                alert = store.escalate(alert, priority, now_s, make_message)
+            else:
+                store.record_event(alert, kind, now_s, {}, make_message)
             produced.append((alert, kind))
     return produced

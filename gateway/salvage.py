@@ -10,7 +10,8 @@ A database SQLite calls corrupt (or not a database at all) is moved aside under 
 name, with its WAL, and a new one is created. What must not be lost is copied across, row by
 row, skipping what cannot be read: patients, devices and bindings (the box's setup), unsent
 outbox messages and the alerts they announce, every alert not yet closed with its events, the
-detector state, and the contacts with the SMS attempts of the alerts kept. Raw readings and
+detector state, the per-patient settings and reading schedules, and the contacts with the SMS
+attempts of the alerts kept. Raw readings and
 summaries stay in the moved file for offline recovery.
 Any other failure (locked, unreadable, permission) is an error, never a reason to move data.
 """
@@ -159,6 +160,8 @@ def _copy_across(old_path: Path, store: Store) -> dict[str, int]:
             "outbox": outbox,
             "detector_state": _rows(old, "detector_state", tables),
             "contacts": _rows(old, "contacts", tables),
+            "patient_settings": _rows(old, "patient_settings", tables),
+            "reading_schedules": _rows(old, "reading_schedules", tables),
             "notification_attempts": [
                 r for r in _rows(old, "notification_attempts", tables) if r["alert_id"] in alert_ids
             ],

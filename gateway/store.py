@@ -215,7 +215,7 @@ class Store:
     def _apply_rule_event(
         self, patient: Patient, event: RuleEvent, make_message: MessageFactory
     ) -> tuple[Alert, AlertEventKind] | None:
-        live = self._live_alert(patient.id, event.rule)
+        live = self.live_alert(patient.id, event.rule)
         if event.transition is Transition.ONSET:
             status, kind = on_onset(live.status if live else None)
             if live is None or live.status is AlertStatus.CLOSED:
@@ -271,7 +271,8 @@ class Store:
             raise StoreError(f"{alert_ref!r} matches {len(rows)} alerts; give more of the id")
         return self.alert_from_row(rows[0])
 
-    def _live_alert(self, patient_id: str, rule: RuleId) -> Alert | None:
+    def live_alert(self, patient_id: str, rule: RuleId) -> Alert | None:
+        """The patient's alert of `rule` that is not closed, if any (at most one)."""
         rows = list(
             self.db.query(
                 "SELECT * FROM alerts WHERE patient_id = ? AND rule = ? AND status != 'closed' "
@@ -280,6 +281,27 @@ class Store:
             )
         )
         return self.alert_from_row(rows[0]) if rows else None
+
+    def live_priorities(self, patient_id: str, rules: Sequence[RuleId]) -> dict[RuleId, Priority]:
+        """The priority of each of `rules` whose condition is present for the patient (alert
+        open or acknowledged)."""
+        names = [rule.value for rule in rules]
+        rows = self.db.execute(
+            "SELECT rule, priority FROM alerts WHERE patient_id = ? AND status IN ('open', 'acked')"
+            f" AND rule IN ({', '.join('?' * len(names))})",
+            [patient_id, *names],
+        )
+        return {RuleId(rule): Priority(priority) for rule, priority in rows}
+
+    def escalate(
+        self, alert: Alert, priority: Priority, now_s: float, make_message: MessageFactory
+    ) -> Alert:
+        """Raise a live alert's priority, with its ESCALATED event and outbox row (call inside
+        a transaction)."""
+        self.db.execute("UPDATE alerts SET priority = ? WHERE id = ?", [priority.value, alert.id])
+        escalated = dataclasses.replace(alert, priority=priority)
+        self.record_event(escalated, AlertEventKind.ESCALATED, now_s, {}, make_message)
+        return escalated
 
     def _insert_alert(self, alert: Alert, now_s: float) -> None:
         self.db.execute(
