@@ -134,9 +134,14 @@ def attempts(store: Store, alert_id: str) -> list[Attempt]:
     ]
 
 
-def start_attempt(store: Store, note: Notification, now_s: float) -> int:
-    """Record that an attempt starts (so that a crash during it is known); returns its id."""
+def start_attempt(store: Store, note: Notification, now_s: float) -> int | None:
+    """Record that an attempt starts (so that a crash during it is known); returns its id, or
+    None when the alert is no longer open (acknowledged or closed since the ladder looked:
+    a tick's sends take up to a minute each on a slow network)."""
     with store.transaction():
+        row = store.db.execute("SELECT status FROM alerts WHERE id = ?", [note.alert_id]).fetchone()
+        if row is None or row[0] != "open":
+            return None
         cursor = store.db.execute(
             "INSERT INTO notification_attempts (alert_id, contact_id, role, phone_masked,"
             " priority, step, attempt, ts_s, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

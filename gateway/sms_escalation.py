@@ -108,14 +108,21 @@ class SmsEscalation:
                     await asyncio.wait_for(stop.wait(), timeout=wait_s)
             if stop.is_set():
                 break
-            await self._attempt(alert, note, names.get(alert.patient_id))
-            made += 1
+            made += await self._attempt(alert, note, names.get(alert.patient_id))
         return made
 
-    async def _attempt(self, alert: Alert, note: Notification, display_name: str | None) -> None:
+    async def _attempt(self, alert: Alert, note: Notification, display_name: str | None) -> int:
+        """One message sent (1), or none because the alert was acknowledged meanwhile (0)."""
         text = compose(self._message(alert, note, display_name))
         store = self.worker.store
         attempt_id = await self.worker.call(start_attempt, store, note, self.now_s())
+        if attempt_id is None:
+            log.info(
+                "alert %s is no longer open: its SMS to %s is not sent",
+                alert.id[:8],
+                note.contact.role,
+            )
+            return 0
         self.rate.record(time.monotonic())
         reference = reason = None
         self._in_flight = True  # stays so if cancelled: the thread closes the port as it ends
@@ -140,6 +147,7 @@ class SmsEscalation:
             note.attempt,
             f"sent, reference {reference}" if outcome is Outcome.SENT else f"{outcome}: {reason}",
         )
+        return 1
 
     def _message(self, alert: Alert, note: Notification, display_name: str | None) -> AlertSms:
         onset_hhmm = time.strftime("%H:%M", time.gmtime(alert.onset_s + self.utc_offset_s))

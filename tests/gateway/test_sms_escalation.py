@@ -102,6 +102,23 @@ def raise_alert(
     return alert
 
 
+async def test_an_ack_during_a_slow_send_stops_the_messages_still_due_in_that_tick(
+    rig: Rig, link: Path
+) -> None:
+    alert = raise_alert(rig.store)
+    with PtyModem(link, cmgs_delay_s=1.5) as sim:  # the network takes 1.5 s to answer
+        tick = asyncio.create_task(rig.tick_at(2))  # due: the family, then the doctor
+        for _ in range(200):
+            if sim.submitted:
+                break
+            await asyncio.sleep(0.01)
+        assert sim.submitted, "the first message never reached the modem"
+        await rig.worker.call(rig.store.ack, alert.id, "li-na", ONSET_S + 3, message)
+        assert await tick == 1
+    assert [m.number for m in sim.messages] == [FAMILY_PHONE]
+    assert [a[0] for a in rig.attempts(alert.id)] == ["family"]
+
+
 async def test_a_high_alert_climbs_the_ladder_in_order_until_acknowledged(
     rig: Rig, link: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
