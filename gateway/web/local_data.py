@@ -23,6 +23,7 @@ SPOT_SILENT_AFTER_S = 86_400.0  # a thermometer is used now and then: silent aft
 SPOT_METRICS = {Metric.TEMP.value}
 RESCAN_MINUTES = 2  # late readings up to this old are still counted
 SHOWN_METRICS = (Metric.SPO2.value, Metric.PULSE.value, Metric.TEMP.value)
+CACHED_METRICS = (*SHOWN_METRICS, Metric.BATTERY.value)  # the battery: its newest value only
 PRIORITY_ORDER = {"HIGH": 0, "MEDIUM": 1, "LOW": 2, "INFO": 3}
 ACKABLE = ("open", "resolved")
 
@@ -126,8 +127,8 @@ class SeriesCache:
 
 def _shown_series(store: Store) -> list[int]:
     rows = store.db.execute(
-        f"SELECT id FROM reading_series WHERE metric IN ({','.join('?' * len(SHOWN_METRICS))})",
-        list(SHOWN_METRICS),
+        f"SELECT id FROM reading_series WHERE metric IN ({','.join('?' * len(CACHED_METRICS))})",
+        list(CACHED_METRICS),
     )
     return [int(row[0]) for row in rows]
 
@@ -250,6 +251,7 @@ def _patient_devices(store: Store, cache: SeriesCache, now_s: float) -> dict[str
     result: dict[str, list[DeviceView]] = {}
     for patient_id, device_id, protocol, link_state, battery, last_data_s in rows:
         newest: Latest | None = None
+        in_band: Latest | None = None  # the battery level the device sends with its data
         no_finger = False
         for series_id, metric in series_of.get(device_id, []):
             latest = cache.latest(series_id)
@@ -259,6 +261,10 @@ def _patient_devices(store: Store, cache: SeriesCache, now_s: float) -> dict[str
                 newest = latest
             if metric == Metric.SPO2.value:
                 no_finger = bool(latest.quality & (INVALIDATING | Quality.FINGER_OUT))
+            elif metric == Metric.BATTERY.value and latest.value is not None:
+                in_band = latest if in_band is None or latest.ts_s > in_band.ts_s else in_band
+        if in_band is not None:  # fresher than the Battery Service, read once at connect
+            battery = in_band.value
         seen_s = newest.ts_s if newest is not None else last_data_s
         metrics = {metric for _, metric in series_of.get(device_id, [])}
         spot = bool(metrics) and metrics <= SPOT_METRICS

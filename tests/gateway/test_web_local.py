@@ -10,9 +10,10 @@ from typing import Any
 
 from alerts.rules import Profile, Tier
 from gateway.config import parse_config
-from gateway.store import Patient, Store
+from gateway.store import Patient, ReadingRow, Store
+from gateway.web.local_data import SeriesCache, gather_page
 from gateway.web.local_server import report_renderer
-from tests.gateway.web_fixtures import NOW_S, PIN, PageEnv, page_env
+from tests.gateway.web_fixtures import NOW_S, PIN, PageEnv, fill_store, message, page_env
 
 __all__ = ["page_env"]  # the fixture, used by name
 
@@ -193,8 +194,26 @@ async def test_report_route_passes_patient_day_format_and_language(page_env: Any
     assert (await env.client.get("/report/..%2Fetc.pdf")).status == 404
 
 
-def test_now_is_the_fixture_time() -> None:
-    assert NOW_S > 0
+def test_devices_show_their_own_battery_level_and_go_silent(tmp_path: Any) -> None:
+    store = Store.open(tmp_path / "pulsegate.db", "gw-1")
+    fill_store(store)
+    store.ensure_device("ox-old", "viatom-oxy", "ble", NOW_S - 900)
+    store.bind("ox-old", "p-green", NOW_S - 900)
+    rows = [
+        ReadingRow(NOW_S - 100, "p-red", "ox-red", "battery_percent", 80.0, 0),
+        ReadingRow(NOW_S - 20, "p-red", "ox-red", "battery_percent", 35.0, 0),  # the newest
+        ReadingRow(NOW_S - 600, "p-green", "ox-old", "spo2_percent", 96.0, 0),
+    ]
+    store.write_batch(rows, [], {}, message, NOW_S)
+    page = gather_page(store, SeriesCache(), NOW_S)
+    devices = {d.device_id: d for p in page.patients for d in p.devices}
+    store.close()
+    assert devices["ox-red"].battery_percent == 35.0
+    assert devices["ox-red"].state == "receiving"
+    assert devices["ox-green"].no_finger
+    assert devices["ox-old"].state == "silent"  # ten minutes without data
+    assert devices["ox-old"].battery_percent is None
+    assert page.backlog == 1  # the S1 alert's event, not yet sent
 
 
 async def test_the_daemons_report_renderer_draws_a_png_from_its_own_database(
