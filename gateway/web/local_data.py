@@ -249,7 +249,7 @@ def _patient_devices(store: Store, cache: SeriesCache, now_s: float) -> dict[str
     ):
         series_of.setdefault(device_id, []).append((int(series_id), metric))
     result: dict[str, list[DeviceView]] = {}
-    for patient_id, device_id, protocol, link_state, battery, last_data_s in rows:
+    for patient_id, device_id, protocol, link_state, service_battery, last_data_s in rows:
         newest: Latest | None = None
         in_band: Latest | None = None  # the battery level the device sends with its data
         no_finger = False
@@ -263,8 +263,8 @@ def _patient_devices(store: Store, cache: SeriesCache, now_s: float) -> dict[str
                 no_finger = bool(latest.quality & (INVALIDATING | Quality.FINGER_OUT))
             elif metric == Metric.BATTERY.value and latest.value is not None:
                 in_band = latest if in_band is None or latest.ts_s > in_band.ts_s else in_band
-        if in_band is not None:  # fresher than the Battery Service, read once at connect
-            battery = in_band.value
+        # The device's own level is fresher than the Battery Service, read once at connect.
+        battery = in_band.value if in_band is not None else service_battery
         seen_s = newest.ts_s if newest is not None else last_data_s
         metrics = {metric for _, metric in series_of.get(device_id, [])}
         spot = bool(metrics) and metrics <= SPOT_METRICS
