@@ -68,7 +68,7 @@ class ReportData:
 
     patient_id: str
     display_name: str | None
-    tier: Tier
+    tier: Tier | None  # None: not known where the report is made (the hub, without alerts)
     profile: Profile
     day: dt.date
     utc_offset_s: int
@@ -85,6 +85,7 @@ class ReportData:
     gaps: tuple[Gap, ...]  # the longest first, at most MAX_GAPS
     gap_total_s: int  # every gap of at least a minute
     alerts: tuple[AlertLine, ...]
+    from_summaries: bool = False  # made at the hub from per-minute summaries (hub_report.py)
 
     @property
     def has_data(self) -> bool:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import io
+import math
+import textwrap
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -35,6 +37,7 @@ from gateway.report_figures import (
     spo2_lines,
 )
 from gateway.report_text import (
+    N_,
     PRIORITY_NAMES,
     PROFILE_NAMES,
     RULE_NAMES,
@@ -95,6 +98,10 @@ def draw_report(data: ReportData, fmt: Format, lang: str = "zh") -> bytes:
         _figures_table(figure, data, _)
         _gaps_table(figure, data, _)
         _alerts_table(figure, data, _)
+        if data.from_summaries:
+            note = _(SUMMARY_NOTE)
+            width = NOTE_WIDTH_CJK if any(ord(c) >= CJK_START for c in note) else NOTE_WIDTH
+            figure.text(0.06, 0.012, textwrap.fill(note, width), fontsize=7, color="#555555")
         buffer = io.BytesIO()
         metadata = {"Title": _("Daily oximetry and temperature report"), "Creator": "pulsegate"}
         if fmt == "pdf":
@@ -126,6 +133,17 @@ def _known_family() -> str | None:
     return next((family for family in CJK_FAMILIES if family in names), None)
 
 
+UNKNOWN_TIER_COLOUR = "#777777"
+NOTE_WIDTH, NOTE_WIDTH_CJK = 165, 64  # characters a line of the 7-point note across the page
+CJK_START = 0x2E80  # CJK characters are about twice as wide as Latin ones
+SUMMARY_NOTE = N_(
+    "Made at the township hub from per-minute summaries: each minute's valid seconds are"
+    " counted at its median (one at its minimum, one at its maximum) for the time below each"
+    " level and the coverage; the nadir is the lowest minute minimum; ODI3 needs every second"
+    " and is left out; temperatures as measured."
+)
+
+
 def _header(figure: Figure, data: ReportData, _: Translate) -> None:
     figure.text(0.06, 0.965, _("Daily oximetry and temperature report"), fontsize=17)
     figure.text(0.94, 0.965, data.day.isoformat(), fontsize=15, ha="right")
@@ -133,14 +151,15 @@ def _header(figure: Figure, data: ReportData, _: Translate) -> None:
     if data.display_name:
         name += f"  ({data.patient_id})"
     figure.text(0.06, 0.94, _("Patient: {name}").format(name=name), fontsize=11)
-    tier = _(TIER_NAMES[data.tier.value])
+    tier = _(TIER_NAMES[data.tier.value]) if data.tier is not None else _("tier not known here")
+    colour = TIER_COLOURS[data.tier.value] if data.tier is not None else UNKNOWN_TIER_COLOUR
     figure.text(
         0.06,
         0.918,
         f" {tier} ",
         fontsize=10,
         color="white",
-        bbox={"facecolor": TIER_COLOURS[data.tier.value], "edgecolor": "none", "pad": 2},
+        bbox={"facecolor": colour, "edgecolor": "none", "pad": 2},
     )
     figure.text(0.94, 0.918, _(PROFILE_NAMES[data.profile.value]), fontsize=10, ha="right")
     where = data.gateway_id + (f" / {data.site}" if data.site else "")
@@ -165,7 +184,7 @@ def _charts(figure: Figure, data: ReportData, _: Translate) -> None:
     spo2_ax.set_ylim(min(80.0, np.floor(spo2_low) - 2), 100.5)
     if data.profile is Profile.COPD:
         spo2_ax.axhspan(*COPD_TARGET_PERCENT, color="#2ca02c", alpha=0.12, lw=0)
-    for rule, level in spo2_lines(data.tier, data.profile):
+    for rule, level in spo2_lines(data.tier, data.profile) if data.tier is not None else ():
         _limit(spo2_ax, level, f"{rule} {level:g}")
     spo2_ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     spo2_ax.set_ylabel("SpO2 %")
@@ -175,7 +194,7 @@ def _charts(figure: Figure, data: ReportData, _: Translate) -> None:
     top = max(150.0, float(pulse_values.max()) + 5) if len(pulse_values) else 150.0
     bottom = min(30.0, float(np.nanmin(data.pulse.low)) - 5) if len(pulse_values) else 30.0
     pulse_ax.set_ylim(bottom, top)
-    for level in pulse_lines(data.tier):
+    for level in pulse_lines(data.tier) if data.tier is not None else ():
         _limit(pulse_ax, level, f"{level:g}")
     pulse_ax.set_ylabel(_("pulse /min"))
 
@@ -230,7 +249,9 @@ def _figures_table(figure: Figure, data: ReportData, _: Translate) -> None:
         (_("Nadir"), f"{number(figures.nadir_percent, 0)} %  ({nadir_at})"),
         (
             _("ODI3 (desaturations per hour)"),
-            _("{odi}/h ({events} events)").format(
+            "-"  # the seconds it needs are not in per-minute summaries
+            if math.isnan(figures.odi3_per_hour)
+            else _("{odi}/h ({events} events)").format(
                 odi=number(figures.odi3_per_hour), events=figures.desaturations
             ),
         ),

@@ -105,6 +105,16 @@ _SET_GATEWAY_STATE = (
 )
 
 
+# Live alerts first, then by priority, the longest waiting first (one parameter: closed).
+_TRIAGE_ORDER = "CASE WHEN status = ? THEN 1 ELSE 0 END, priority_rank, onset_s, alert_id"
+
+
+def _with_details(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for row in rows:
+        row["details"] = json.loads(row["details"])
+    return rows
+
+
 @dataclass(frozen=True, slots=True)
 class PendingAck:
     message_id: str
@@ -265,20 +275,26 @@ class HubStore:
                 (received_s, topic, reason, payload[:MAX_REJECTED_BYTES].hex()),
             )
 
+    def patient_alerts(self, site: str, gateway: str, patient: str) -> list[dict[str, Any]]:
+        """Every alert of one patient of one gateway, in the order of `list_alerts`."""
+        with self._tx() as tx:
+            rows = tx.rows(
+                "SELECT * FROM hub_alerts WHERE site = ? AND gateway = ? AND patient = ?"
+                f" ORDER BY {_TRIAGE_ORDER}",
+                (site, gateway, patient, CLOSED_STATUS),
+            )
+        return _with_details(rows)
+
     def list_alerts(self, open_only: bool, limit: int) -> list[dict[str, Any]]:
         """Alerts across gateways: live ones first, then by priority, oldest onset first."""
         where = "WHERE status <> ?" if open_only else ""
         params: tuple[Any, ...] = (CLOSED_STATUS,) if open_only else ()
         with self._tx() as tx:
             rows = tx.rows(
-                f"SELECT * FROM hub_alerts {where} ORDER BY"
-                " CASE WHEN status = ? THEN 1 ELSE 0 END, priority_rank, onset_s, alert_id"
-                " LIMIT ?",
+                f"SELECT * FROM hub_alerts {where} ORDER BY {_TRIAGE_ORDER} LIMIT ?",
                 (*params, CLOSED_STATUS, limit),
             )
-        for row in rows:
-            row["details"] = json.loads(row["details"])
-        return rows
+        return _with_details(rows)
 
     def find_alerts(self, id_prefix: str) -> list[dict[str, Any]]:
         """Alerts whose id starts with `id_prefix` (the list shows the first 8 characters)."""

@@ -7,7 +7,9 @@ Routes:
   add`, CSRF token, a limit on wrong passwords); recorded exactly like `pulsegate hub ack`,
   and the running hub sends it down to the gateway;
 - `GET /patient/<site>/<gateway>/<patient>`: a patient's alerts and, when the hub stores
-  them, the received per-minute summaries as server-rendered SVG charts.
+  them, the received per-minute summaries as server-rendered SVG charts;
+- `GET /patient/<site>/<gateway>/<patient>/report.pdf|.png[?day=YYYY-MM-DD]`: the daily
+  report drawn from those summaries and alerts (gateway/hub_report.py; today by default).
 
 Database calls run on one thread of their own (`HubSite.call`), never on the event loop.
 """
@@ -15,6 +17,7 @@ Database calls run on one thread of their own (`HubSite.call`), never on the eve
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import math
 import re
@@ -26,6 +29,8 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from gateway.hub_report import hub_report_data
+from gateway.report_data import Format
 from gateway.web import words
 from gateway.web.guard import FailureLimiter
 from gateway.web.hub_charts import SummaryChart, summary_charts
@@ -37,6 +42,7 @@ from gateway.web.pages import (
     form_is_genuine,
     page_response,
     refusal_page,
+    report_response,
     request_language,
     security_headers,
     valid_actor,
@@ -52,6 +58,7 @@ MAX_FORM_BYTES = 16 * 1024
 ALERTS_SHOWN = 500
 _ALERT_REF = re.compile(r"^[0-9a-fA-F-]{8,64}$")
 _PART = r"[A-Za-z0-9_.-]{1,64}"
+DEFAULT_UTC_OFFSET_S = 8 * 3600  # China
 
 
 @dataclass(slots=True)
@@ -66,6 +73,8 @@ class HubSite:
     limiter: FailureLimiter = field(default_factory=FailureLimiter)
     wall_clock: Callable[[], float] = time.time
     monotonic: Callable[[], float] = time.monotonic
+    utc_offset_s: int = DEFAULT_UTC_OFFSET_S  # the villages' local time, for report days
+    drawing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))  # reports
     _executor: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-web")
     )
@@ -85,9 +94,9 @@ def make_hub_app(site: HubSite) -> web.Application:
     app[HUB_SITE] = site
     app.router.add_get("/", dashboard)
     app.router.add_post("/ack", acknowledge)
-    app.router.add_get(
-        f"/patient/{{site:{_PART}}}/{{gateway:{_PART}}}/{{patient:{_PART}}}", patient
-    )
+    patient_path = f"/patient/{{site:{_PART}}}/{{gateway:{_PART}}}/{{patient:{_PART}}}"
+    app.router.add_get(patient_path, patient)
+    app.router.add_get(patient_path + "/report.{fmt:pdf|png}", patient_report)
     app.router.add_static("/static", STATIC_DIR)
     return app
 
@@ -189,11 +198,7 @@ async def acknowledge(request: web.Request) -> web.Response:
 def _read_patient(
     store: HubStore, site_id: str, gateway: str, patient_id: str, now_s: float
 ) -> tuple[list[dict[str, Any]], list[SummaryChart]]:
-    alerts = [
-        row
-        for row in store.list_alerts(open_only=False, limit=5000)
-        if (row["site"], row["gateway"], row["patient"]) == (site_id, gateway, patient_id)
-    ]
+    alerts = store.patient_alerts(site_id, gateway, patient_id)
     return alerts, summary_charts(store, site_id, gateway, patient_id, now_s)
 
 
@@ -216,6 +221,38 @@ async def patient(request: web.Request) -> web.Response:
         alerts=alerts,
         charts=charts,
         now_s=now_s,
+        yesterday=_local_day(now_s - 86_400, site.utc_offset_s),
         **_names(),
     )
     return page_response(request, html, lang, None)
+
+
+def _local_day(now_s: float, utc_offset_s: int) -> dt.date:
+    return dt.datetime.fromtimestamp(now_s + utc_offset_s, dt.UTC).date()
+
+
+async def patient_report(request: web.Request) -> web.Response:
+    """The daily report of a patient, from the summaries and alerts the hub received."""
+    site = request.app[HUB_SITE]
+    lang = request_language(request, site.configured_language)
+    info = request.match_info
+    key = (info["site"], info["gateway"], info["patient"])
+
+    async def draw(day: dt.date, fmt: str) -> bytes:
+        from gateway.report_render import draw_report  # noqa: PLC0415 (matplotlib: when asked)
+
+        data = await site.call(hub_report_data, site.store, *key, day, site.utc_offset_s)
+        kind: Format = "pdf" if fmt == "pdf" else "png"
+        async with site.drawing:  # one page at a time: matplotlib is heavy on a small box
+            return await asyncio.to_thread(draw_report, data, kind, lang)
+
+    return await report_response(
+        request,
+        site.renderer,
+        lang,
+        name=info["patient"],
+        fmt=info["fmt"],
+        today=_local_day(site.wall_clock(), site.utc_offset_s),
+        draw=draw,
+        back="/patient/{}/{}/{}".format(*key),
+    )

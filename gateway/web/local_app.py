@@ -36,9 +36,9 @@ from gateway.web.pages import (
     client_of,
     csrf_token_of,
     form_is_genuine,
-    message_page,
     page_response,
     refusal_page,
+    report_response,
     request_language,
     security_headers,
     valid_actor,
@@ -164,6 +164,7 @@ async def index(request: web.Request) -> web.Response:
         csrf=csrf,
         can_ack=bool(site.pin_hash),
         reports=site.render_report is not None,
+        report_days=[site.today() - dt.timedelta(days=k) for k in range(1, 7)],
         rule_names=words.RULE_NAMES,
         tier_names=words.TIER_NAMES,
         priority_names=words.PRIORITY_NAMES,
@@ -223,33 +224,23 @@ async def report(request: web.Request) -> web.StreamResponse:
     site = request.app[SITE]
     lang = request_language(request, site.configured_language)
     match = _REPORT_NAME.match(request.match_info["name"])
-    if site.render_report is None or match is None:
+    render = site.render_report
+    if render is None or match is None:
         raise web.HTTPNotFound()
-    try:
-        day = (
-            dt.date.fromisoformat(request.query["day"]) if "day" in request.query else site.today()
-        )
-    except ValueError:
-        return message_page(
-            request,
-            site.renderer,
-            lang,
-            400,
-            site.renderer.gettext(lang, N_("Give the day as YYYY-MM-DD.")),
-            "/",
-        )
-    try:
-        body = await site.render_report(match["patient"], day, match["fmt"], lang)
-    except (StoreError, ValueError) as exc:  # an unknown patient, a missing font (ReportError)
-        log.info("report of %s for %s not made: %s", match["patient"], day, exc)
-        return message_page(request, site.renderer, lang, 404, str(exc), "/")
-    content_type = "application/pdf" if match["fmt"] == "pdf" else "image/png"
-    return web.Response(
-        body=body,
-        content_type=content_type,
-        headers={
-            "Content-Disposition": f'inline; filename="{match["patient"]}-{day}.{match["fmt"]}"'
-        },
+    patient = match["patient"]
+
+    async def draw(day: dt.date, fmt: str) -> bytes:
+        return await render(patient, day, fmt, lang)
+
+    return await report_response(
+        request,
+        site.renderer,
+        lang,
+        name=patient,
+        fmt=match["fmt"],
+        today=site.today(),
+        draw=draw,
+        back="/",
     )
 
 

@@ -3,12 +3,15 @@ language cookies, message pages and small form checks (aiohttp)."""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
 from gateway.i18n import normalise_language
+from gateway.store import StoreError
 from gateway.web.guard import (
     CSRF_COOKIE,
     CSRF_FIELD,
@@ -20,6 +23,9 @@ from gateway.web.guard import (
 from gateway.web.lang import LANG_COOKIE, choose_language
 from gateway.web.render import Renderer
 from gateway.web.words import N_
+
+log = logging.getLogger(__name__)
+ReportDraw = Callable[[dt.date, str], Awaitable[bytes]]  # (day, pdf | png) -> the file
 
 FORM_EXPIRED = N_("The form has expired. Reload the page and try again.")
 MAX_ACTOR_CHARS = 64
@@ -131,3 +137,34 @@ def refusal_page(
     """A message page with `message` translated (and filled with `values`), back to `/`."""
     text = renderer.gettext(lang, message)
     return message_page(request, renderer, lang, status, text % values if values else text, "/")
+
+
+async def report_response(
+    request: web.Request,
+    renderer: Renderer,
+    lang: str,
+    *,
+    name: str,
+    fmt: str,
+    today: dt.date,
+    draw: ReportDraw,
+    back: str,
+) -> web.Response:
+    """A daily report as the response: the day from `?day=YYYY-MM-DD` (default `today`),
+    drawn by `draw`; a bad day or a report that cannot be made is a message page (an unknown
+    patient, a missing font: ReportError, a ValueError; a store that refused: StoreError)."""
+    try:
+        day = dt.date.fromisoformat(request.query["day"]) if "day" in request.query else today
+    except ValueError:
+        text = renderer.gettext(lang, N_("Give the day as YYYY-MM-DD."))
+        return message_page(request, renderer, lang, 400, text, back)
+    try:
+        body = await draw(day, fmt)
+    except (ValueError, StoreError) as exc:
+        log.info("report of %s for %s not made: %s", name, day, exc)
+        return message_page(request, renderer, lang, 404, str(exc), back)
+    return web.Response(
+        body=body,
+        content_type="application/pdf" if fmt == "pdf" else "image/png",
+        headers={"Content-Disposition": f'inline; filename="{name}-{day}.{fmt}"'},
+    )
