@@ -1,16 +1,19 @@
 """The translation catalogs: each compiled .mo says what its .po says, every Chinese entry is
-translated and keeps the placeholders of its message id, every string the report marks for
-translation is in the catalog, and language tags are understood."""
+translated and keeps the placeholders of its message id ({name} and %(name)s alike), every
+string marked for translation anywhere pybabel looks (babel.cfg: the Python sources, the
+templates) is in the catalog, and language tags are understood."""
 
 from __future__ import annotations
 
 import gettext
+import re
 import string
 from pathlib import Path
 
 import pytest
 from babel.messages.catalog import Catalog
-from babel.messages.extract import extract_from_file
+from babel.messages.extract import extract_from_dir, extract_from_file
+from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
 from gateway.i18n import DOMAIN, LOCALE_DIR, normalise_language, translator
@@ -25,8 +28,19 @@ def _catalog(po: Path) -> Catalog:
         return read_po(handle, domain=DOMAIN)
 
 
+_PERCENT_FIELD = re.compile(r"%\(\w+\)[sdifg]|%%")
+
+
 def _fields(text: str) -> set[str]:
-    return {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    """The placeholders of a message: str.format fields, and %-style named fields and %%."""
+    braces = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    return braces | set(_PERCENT_FIELD.findall(text))
+
+
+def test_placeholders_of_both_styles_are_found() -> None:
+    assert _fields("{minutes} min ({share} %)") == {"minutes", "share"}
+    assert _fields("battery %(percent)s %%") == {"%(percent)s", "%%"}
+    assert _fields("%(age)s ago") != _fields("%(when)s ago")
 
 
 def test_there_is_a_chinese_catalog() -> None:
@@ -64,6 +78,21 @@ def test_every_report_string_is_in_the_chinese_catalog() -> None:
         if isinstance(message, str)
     }
     assert len(marked) > 50
+    missing = sorted(m for m in marked if not catalog.get(m) or not catalog.get(m).string)
+    assert missing == []
+
+
+def test_every_marked_string_of_the_pages_and_the_report_is_in_the_chinese_catalog() -> None:
+    with (REPO / "babel.cfg").open() as handle:
+        method_map, options_map = parse_mapping_cfg(handle)
+    marked = {
+        message
+        for _, _, message, _, _ in extract_from_dir(str(REPO), method_map, options_map)
+        if isinstance(message, str)
+    }
+    assert "Wrong PIN. The alert was not acknowledged." in marked  # the templates and pages
+    assert "critical SpO2" in marked  # gateway/web/words.py
+    catalog = _catalog(LOCALE_DIR / "zh_CN" / "LC_MESSAGES" / f"{DOMAIN}.po")
     missing = sorted(m for m in marked if not catalog.get(m) or not catalog.get(m).string)
     assert missing == []
 
