@@ -18,7 +18,9 @@
    - `daemon`: what the daemon writes with 1 s batches: 1 KiB pages, the detector state saved
      only when forced or once a minute of data (gateway/checkpoints.py); the thermometer
      reading each minute forces a save of that patient (real thermometers read far less often);
-   - `daemon, 3 s batches`: the daemon with store.batch_interval_s = 3 (the default);
+   - `daemon, 3 s batches`: the daemon with store.batch_interval_s = 3, every batch committed;
+   - `daemon, 3 s, >= 90/commit`: the defaults: 3 s batches, and a batch of fewer than
+     store.min_commit_readings readings waits (up to store.max_commit_delay_s) for the next;
    - `lean, 5 s batches`: the lean store with store.batch_interval_s = 5.
 2. Database size: bytes per raw row and per per-minute summary row, measured on a day-sized
    sample at 20 patients, then extrapolated to a year with `retention_days` of raw readings.
@@ -38,6 +40,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -48,7 +51,7 @@ import sqlite_utils  # noqa: E402
 from alerts.rules import Profile, Tier  # noqa: E402
 from devices.clock import WallClock  # noqa: E402
 from gateway.config import parse_config  # noqa: E402
-from gateway.daemon import Daemon, StoreWorker  # noqa: E402
+from gateway.daemon import Daemon, StoreWorker, commit_due  # noqa: E402
 from gateway.ingest import Ingest  # noqa: E402
 from gateway.migrations import MIGRATIONS  # noqa: E402
 from gateway.retention import roll_up_chunk, used_bytes  # noqa: E402
@@ -187,16 +190,23 @@ def lean_with_detector_state(
     every_batch: bool,
     page_size_bytes: int | None = None,
     batch_s: int = 1,
+    min_commit_readings: int = 1,
 ) -> float:
     """The daemon's batch: readings and the detector states it saves, one transaction every
     `batch_s` seconds; `every_batch`: every fed patient's state in every batch, as before
-    checkpoints."""
+    checkpoints; `min_commit_readings`: a batch with fewer readings (and no alert event or
+    state) waits for the next, for at most the daemon's max_commit_delay_s (simulated)."""
     config = parse_config({"gateway": {"data_dir": str(workdir)}})
-    name = f"daemon-{every_batch}-{page_size_bytes}-{batch_s}.db"
+    max_delay_s = config.store.max_commit_delay_s
+    name = f"daemon-{every_batch}-{page_size_bytes}-{batch_s}-{min_commit_readings}.db"
     store = open_lean(workdir / name, patients, page_size_bytes)
     daemon = Daemon(config, StoreWorker(store), WallClock(), Ingest())
     daemon.patients = {p.id: p for p in store.list_patients()}
     pending: Batch = []
+
+    waiting: Batch = []
+    waiting_states: dict[str, Any] = {}
+    waiting_since_s: list[float] = []
 
     def write(second: Batch) -> None:
         pending.extend(second)
@@ -208,7 +218,17 @@ def lean_with_detector_state(
         if every_batch:
             fed = {row.patient_id for row in batch if row.patient_id is not None}
             states = {p: daemon.detectors[p].to_json(with_tails=False) for p in fed}
-        store.write_batch(batch, events, states, daemon._message, batch[0].ts_s)
+        waiting.extend(batch)
+        waiting_states.update(states)
+        waiting_since_s[:] = waiting_since_s or [batch[0].ts_s]
+        waited_s = batch[-1].ts_s - waiting_since_s[0]
+        forced = bool(events or waiting_states)
+        if not commit_due(len(waiting), waited_s, forced, min_commit_readings, max_delay_s):
+            return
+        store.write_batch(waiting, events, waiting_states, daemon._message, waiting[0].ts_s)
+        waiting.clear()
+        waiting_states.clear()
+        waiting_since_s.clear()
 
     try:
         return bytes_per_reading(patients, seconds, write, random.Random(1))
@@ -288,6 +308,7 @@ def main() -> None:
         "state/batch",
         "daemon",
         "daemon, 3 s batches",
+        "daemon, 3 s, >= 90/commit",
         "lean, 5 s batches",
     )
     print(f"{'patients':>8} " + " ".join(f"{c:>{max(8, len(c))}}" for c in columns))
@@ -306,6 +327,14 @@ def main() -> None:
                 lean_with_detector_state(patients, args.seconds, workdir, True),
                 lean_with_detector_state(patients, args.seconds, workdir, False),
                 lean_with_detector_state(patients, args.seconds, workdir, False, batch_s=3),
+                lean_with_detector_state(
+                    patients,
+                    args.seconds,
+                    workdir,
+                    False,
+                    batch_s=3,
+                    min_commit_readings=parse_config({}).store.min_commit_readings,
+                ),
                 lean_batched(patients, args.seconds, workdir, 5),
             )
             widths = (max(8, len(c)) for c in columns)

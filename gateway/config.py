@@ -41,6 +41,8 @@ class GatewayConfig:
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     batch_interval_s: float = 3.0
+    min_commit_readings: int = 90  # a batch with fewer waits for more (alerts never wait) ...
+    max_commit_delay_s: float = 30.0  # ... for at most this long
     retention_days: float = 7.0  # raw readings; older ones become per-minute summaries
     max_database_mb: float = 4000.0  # above it the oldest raw readings go first; 0: no limit
 
@@ -187,6 +189,8 @@ def parse_config(document: dict[str, Any], source: Path | None = None) -> Config
     store = sections.section("store")
     store_config = StoreConfig(
         batch_interval_s=store.number("batch_interval_s", 3.0, minimum=0.05, maximum=60.0),
+        min_commit_readings=store.integer("min_commit_readings", 90, minimum=1, maximum=100_000),
+        max_commit_delay_s=store.number("max_commit_delay_s", 30.0, minimum=0.0, maximum=300.0),
         retention_days=store.number("retention_days", 7.0, minimum=1, maximum=3650),
         max_database_mb=store.number("max_database_mb", 4000.0, minimum=0, maximum=10**7),
     )

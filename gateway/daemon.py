@@ -94,12 +94,24 @@ class StoreWorker:
         self._executor.shutdown(wait=True)
 
 
+def commit_due(
+    waiting_rows: int, waited_s: float, forced: bool, min_rows: int, max_delay_s: float
+) -> bool:
+    """Whether a batch's turn commits what waits, or keeps it for the next turn. A commit costs
+    the SD card at least one 4 KiB page whatever it holds, so a small box gathers `min_rows`
+    readings first, for at most `max_delay_s`; alert events and detector states (`forced`)
+    are committed at once."""
+    return forced or waiting_rows >= min_rows or waited_s >= max_delay_s
+
+
 @dataclass(slots=True)
 class UnwrittenBatch:
-    """What the next commit must write: a new batch, with what the store refused before (disk
-    full, I/O error), kept and retried; at most `max_rows` readings, the oldest dropped first."""
+    """What the next commit must write: the new batch, with the batches kept for it (too few
+    readings yet: `commit_due`) and the ones the store refused (disk full, I/O error), kept
+    and retried; at most `max_rows` readings, the oldest dropped first."""
 
     max_rows: int = MAX_UNWRITTEN_ROWS
+    since_monotonic_s: float | None = None  # when its oldest readings were added
     rows: list[ReadingRow] = field(default_factory=list)
     events: list[tuple[Patient, RuleEvent]] = field(default_factory=list)
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -111,6 +123,8 @@ class UnwrittenBatch:
         states: dict[str, dict[str, Any]],
     ) -> int:
         """Adds a batch; returns how many of the oldest readings were dropped to make room."""
+        if self.since_monotonic_s is None and (rows or events or states):
+            self.since_monotonic_s = time.monotonic()
         self.rows.extend(rows)
         self.events.extend(events)
         self.states.update(states)
@@ -139,6 +153,7 @@ class Daemon:
     _downlink_tasks: set[asyncio.Task[None]] = field(default_factory=set)
     batches: int = 0
     batches_failed: int = 0
+    batches_kept: int = 0  # turns whose readings waited for a later commit (commit_due)
     last_write_monotonic_s: float = field(default_factory=time.monotonic)  # commit or refusal
     _unwritten: UnwrittenBatch = field(default_factory=UnwrittenBatch)
     checkpoints: Checkpoints = field(default_factory=Checkpoints)
@@ -425,6 +440,15 @@ class Daemon:
                 " refuses them; alert events are kept: free disk space or check the storage",
                 dropped,
             )
+        store = self.config.store
+        waited_s = time.monotonic() - (pending.since_monotonic_s or time.monotonic())
+        forced = final or bool(pending.events or pending.states)
+        if not commit_due(
+            len(pending.rows), waited_s, forced, store.min_commit_readings, store.max_commit_delay_s
+        ):
+            self.last_write_monotonic_s = time.monotonic()  # the writer turned: it waits
+            self.batches_kept += 1
+            return
         try:
             produced = await self.worker.call(
                 self.worker.store.write_batch,

@@ -7,12 +7,14 @@ import contextlib
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from alerts.events import RuleEvent, Transition
 from alerts.rules import Priority, Profile, RuleId, Tier
 from devices.clock import ScaledClock
 from devices.simulator import DEMO_PATIENTS, run_patient
 from gateway.config import parse_config
-from gateway.daemon import Daemon, StoreWorker, UnwrittenBatch
+from gateway.daemon import Daemon, StoreWorker, UnwrittenBatch, commit_due
 from gateway.ingest import Ingest
 from gateway.store import Patient, ReadingRow, Store
 
@@ -96,3 +98,62 @@ def test_readings_kept_for_a_refusing_store_are_bounded_and_alert_events_are_not
     assert [row.ts_s for row in kept.rows] == [2.0, 3.0, 4.0, 5.0, 6.0]
     assert kept.events == [(patient, onset)]
     assert kept.states == {"p-1": {"at": 7}}
+
+
+@pytest.mark.parametrize(
+    ("waiting", "waited_s", "forced", "due"),
+    [
+        (10, 1.0, False, False),  # a small box's batch waits for more readings ...
+        (90, 1.0, False, True),  # ... until there are enough
+        (10, 30.0, False, True),  # ... or it has waited long enough
+        (1, 0.0, True, True),  # an alert event or a detector state goes at once
+        (0, 0.0, True, True),
+    ],
+)
+def test_when_a_batch_is_committed(waiting: int, waited_s: float, forced: bool, due: bool) -> None:
+    assert commit_due(waiting, waited_s, forced, min_rows=90, max_delay_s=30.0) is due
+
+
+async def test_a_small_box_gathers_readings_per_commit_but_commits_an_alert_at_once(
+    tmp_path: Path,
+) -> None:
+    config = parse_config(
+        {"gateway": {"data_dir": str(tmp_path)}, "store": {"batch_interval_s": 0.2}}
+    )
+    assert (config.store.min_commit_readings, config.store.max_commit_delay_s) == (90, 30.0)
+    store = Store.open(config.database_path, "gw")
+    sim = DEMO_PATIENTS[1]  # the desaturation
+    store.add_patient(Patient(sim.patient_id, Tier(sim.tier), Profile(sim.profile)), 0.0)
+    store.ensure_device(sim.oximeter_id, "berrymed-bci", "simulated", 0.0)
+    store.bind(sim.oximeter_id, sim.patient_id, 0.0)
+    ingest = Ingest()
+    ingest.add_device(sim.oximeter_id, "berrymed-bci")
+    ingest.add_device(sim.thermometer_id, "hts")
+    clock = ScaledClock(40)  # 24 readings a batch: well under 90
+
+    async def source(sink):  # type: ignore[no-untyped-def]
+        await run_patient(sim, clock, sink)
+
+    worker = StoreWorker(store)
+    daemon = Daemon(config, worker, clock, ingest, [source])
+    stop = asyncio.Event()
+    running = asyncio.create_task(daemon.run(stop))
+    raised_at: float | None = None
+    for _ in range(400):
+        await asyncio.sleep(0.1)
+        rows = await worker.call(store.list_alerts)
+        if any(row["rule"] in {"S1", "S2"} for row in rows):
+            raised_at = await worker.call(store.last_reading_s)
+            break
+    stop.set()
+    await running
+    worker.shutdown()
+    [(stored,)] = store.db.execute("SELECT count(*) FROM readings")
+    store.close()
+    assert raised_at is not None, "no desaturation alert"
+    # The alert was committed with the readings up to its onset, while the box was running.
+    assert raised_at >= min(row["onset_s"] for row in rows if row["rule"] in {"S1", "S2"})
+    # Most turns kept their readings for a later commit (every turn committed: about 24
+    # readings a commit).
+    assert daemon.batches_kept > daemon.batches, (daemon.batches_kept, daemon.batches)
+    assert stored > 200  # and all of them were stored in the end

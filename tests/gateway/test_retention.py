@@ -174,7 +174,8 @@ async def test_the_daemon_runs_retention_periodically(
     config = parse_config(
         {
             "gateway": {"data_dir": str(tmp_path)},
-            "store": {"batch_interval_s": 0.2, "retention_days": 1},
+            # min_commit_readings 1: today's readings are stored by the first run at 0.5 s
+            "store": {"batch_interval_s": 0.2, "retention_days": 1, "min_commit_readings": 1},
         }
     )
     store = Store.open(config.database_path, "gw")

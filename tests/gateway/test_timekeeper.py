@@ -158,7 +158,12 @@ async def run_daemon(
     """The daemon with one simulated patient on a Timekeeper over `clocks`; `script` says
     when (real seconds) to change the clocks and the time to stop (the last entry)."""
     config = parse_config(
-        {"gateway": {"data_dir": str(tmp_path)}, "store": {"batch_interval_s": 0.2}}
+        # Every batch committed (one patient would otherwise gather 90 readings a commit): the
+        # tests look into the database while the daemon runs.
+        {
+            "gateway": {"data_dir": str(tmp_path)},
+            "store": {"batch_interval_s": 0.2, "min_commit_readings": 1},
+        }
     )
     keeper = clocks.scaled_keeper()
     store = Store.open(config.database_path, "gw")
