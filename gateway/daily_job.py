@@ -15,12 +15,9 @@ nights (00:00-07:00) up to D; S5 and T3 on the calendar days up to D-1, the last
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
-import math
 import sqlite3
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -39,11 +36,11 @@ from alerts.baseline import (
 from alerts.daily import HOUR_S, NightValue, SpO2Day, TemperatureDay, local_date
 from alerts.day_rules import DAY_RULES, day_rule_event, night_rule_event
 from alerts.events import RuleEvent
-from alerts.lifecycle import Alert, AlertEventKind
 from alerts.nightly import NightlySummary, NightStatus, summarise_night
 from alerts.rules import Priority, RuleId
 from gateway import day_history
 from gateway.day_history import FloatArray
+from gateway.periodic import AlertEvents, Periodic
 from gateway.store import MessageFactory, Patient, Store
 
 log = logging.getLogger(__name__)
@@ -56,7 +53,6 @@ T5_NIGHTS = T5_BASELINE_NIGHTS + 2
 T3_DAYS_READ = T3_DAYS + 1  # the onset run and the day before it
 _DAY = dt.timedelta(days=1)
 DAY_LEVEL_RULES = (RuleId.S6, *DAY_RULES)
-AlertEvents = list[tuple[Alert, AlertEventKind]]
 
 
 class StoreCaller(Protocol):
@@ -214,29 +210,19 @@ class DailyJob:
     utc_offset_s: int
     make_message: MessageFactory
     every_s: float = RUN_EVERY_S
-    task: asyncio.Task[AlertEvents] | None = None
-    _next_look_monotonic_s: float = field(default=-math.inf)
+    periodic: Periodic = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.periodic = Periodic(self.every_s)
 
     def tick(self, worker: StoreCaller, now_s: float) -> AlertEvents:
         """Called often (the batch loop): returns the alert events of a run that has finished,
         and starts a run if none is going and `every_s` of wall time passed since the last."""
-        produced: AlertEvents = []
-        if self.task is not None and self.task.done():
-            produced = self.task.result()
-            self.task = None
-        monotonic_s = time.monotonic()
-        if self.task is None and monotonic_s >= self._next_look_monotonic_s:
-            self._next_look_monotonic_s = monotonic_s + self.every_s
-            self.task = asyncio.create_task(self._supervised(worker, now_s))
-        return produced
+        return self.periodic.tick(lambda: self._supervised(worker, now_s))
 
     async def stop(self) -> None:
         """Cancel a run in progress (what it committed stays; the rest is done next time)."""
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-            self.task = None
+        await self.periodic.stop()
 
     async def _supervised(self, worker: StoreCaller, now_s: float) -> AlertEvents:
         """One run; its errors are logged and the days not done are tried again next time."""

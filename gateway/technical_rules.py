@@ -12,12 +12,9 @@ other rule's: alert, event and outbox row in one transaction.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
 import sqlite3
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -26,7 +23,7 @@ import numpy as np
 from alerts.channels import LOW_CONFIDENCE, gate
 from alerts.disagreement import WINDOW_S, DeviceSeries, compare, q5_event
 from alerts.events import RuleEvent
-from alerts.lifecycle import Alert, AlertEventKind, AlertStatus
+from alerts.lifecycle import AlertEventKind, AlertStatus
 from alerts.rules import RuleId
 from alerts.schedule import (
     EARLY_S,
@@ -39,6 +36,7 @@ from alerts.schedule import (
 from devices.protocols.reading import Metric
 from gateway.daily_job import StoreCaller
 from gateway.migrations import reading_id_floor
+from gateway.periodic import AlertEvents, Periodic
 from gateway.store import MessageFactory, Patient, Store
 
 log = logging.getLogger(__name__)
@@ -48,7 +46,6 @@ LAG_S = 10  # the newest seconds may still be on their way to the store
 LATE_MARGIN_S = 15 * 60  # Q3 looks this far back again, for readings that came in late
 SCAN_CHUNK_S = 3600  # at most this much of the readings per store call
 SCHEDULED_METRICS = (Metric.SPO2, Metric.TEMP)
-AlertEvents = list[tuple[Alert, AlertEventKind]]
 
 
 # -- Q5: two oximeters on one patient ----------------------------------------------------------
@@ -223,27 +220,17 @@ class TechnicalRules:
     utc_offset_s: int
     make_message: MessageFactory
     every_s: float = LOOK_EVERY_S
-    task: asyncio.Task[AlertEvents] | None = None
-    _next_look_monotonic_s: float = field(default=-math.inf)
+    periodic: Periodic = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.periodic = Periodic(self.every_s)
 
     def tick(self, worker: StoreCaller, patients: dict[str, Patient], now_s: float) -> AlertEvents:
         """Called by the batch loop: the events of a finished look; starts the next when due."""
-        produced: AlertEvents = []
-        if self.task is not None and self.task.done():
-            produced = self.task.result()
-            self.task = None
-        monotonic_s = time.monotonic()
-        if self.task is None and monotonic_s >= self._next_look_monotonic_s:
-            self._next_look_monotonic_s = monotonic_s + self.every_s
-            self.task = asyncio.create_task(self._supervised(worker, dict(patients), now_s))
-        return produced
+        return self.periodic.tick(lambda: self._supervised(worker, dict(patients), now_s))
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-            self.task = None
+        await self.periodic.stop()
 
     async def _supervised(
         self, worker: StoreCaller, patients: dict[str, Patient], now_s: float

@@ -280,8 +280,8 @@ def test_a_utc_offset_outside_minus_14_to_14_is_a_config_error(value: object) ->
 
 async def finish(job: DailyJob, worker: StoreWorker, now_s: float) -> list[str]:
     """Let the run that `tick` started finish, and collect it with the next tick."""
-    assert job.task is not None
-    await job.task
+    assert job.periodic.task is not None
+    await job.periodic.task
     return sorted(alert.rule.value for alert, _ in job.tick(worker, now_s))
 
 
@@ -295,8 +295,8 @@ async def test_a_database_error_is_logged_and_the_day_tried_again(
         assert job.tick(worker, NOW_S) == []
         assert await finish(job, worker, NOW_S) == []
     assert "cannot evaluate the day- and night-level rules (no such table" in caplog.text
-    assert job.task is not None  # the next run has started already, and fails the same way
-    await job.task
+    assert job.periodic.task is not None  # the next run has started already, and fails the same way
+    await job.periodic.task
     await worker.call(store.db.execute, "ALTER TABLE moved RENAME TO day_rule_evaluations")
     job.tick(worker, NOW_S)
     assert await finish(job, worker, NOW_S) == ["H3", "S5", "S6", "T3", "T5"]
@@ -308,9 +308,9 @@ async def test_ticks_are_a_minute_apart_and_never_wait_for_a_run(store: Store) -
     job = DailyJob(OFFSET_S, message)
     worker = StoreWorker(store)
     assert job.tick(worker, NOW_S - 2 * HOUR_S) == []  # started, not awaited
-    assert job.task is not None and not job.task.done()
+    assert job.periodic.task is not None and not job.periodic.task.done()
     assert await finish(job, worker, NOW_S) == []  # the previous morning: a clear night
-    assert job.task is None  # the 08:00 morning is due, but the last look was just now
+    assert job.periodic.task is None  # the 08:00 morning is due, but the last look was just now
     worker.shutdown()
     assert "S6" not in alerts_of(store, RED)
 
