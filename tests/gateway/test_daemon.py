@@ -12,8 +12,8 @@ import pytest
 from alerts.events import RuleEvent, Transition
 from alerts.rules import Priority, Profile, RuleId, Tier
 from devices.clock import ScaledClock
-from devices.simulator import DEMO_PATIENTS, run_patient
-from gateway.config import parse_config
+from devices.simulator import DEMO_PATIENTS, SimulatedPatient, run_patient
+from gateway.config import Config, parse_config
 from gateway.daemon import Daemon, StoreWorker, UnwrittenBatch, commit_due
 from gateway.ingest import Ingest
 from gateway.store import Patient, ReadingRow, Store
@@ -29,19 +29,18 @@ def fill_free_space(store: Store) -> None:
                 store.db.conn.execute("INSERT INTO filler VALUES (zeroblob(?))", [size])
 
 
-async def test_a_full_disk_delays_readings_but_loses_none(tmp_path: Path) -> None:
-    config = parse_config(
-        {"gateway": {"data_dir": str(tmp_path)}, "store": {"batch_interval_s": 0.2}}
-    )
-    store = Store.open(config.database_path, "gw")
-    sim = DEMO_PATIENTS[0]
+def start_one_patient(
+    config: Config, store: Store, sim: SimulatedPatient, speed: float
+) -> tuple[Daemon, StoreWorker, asyncio.Event, asyncio.Task[None]]:
+    """The daemon in process, with one simulated patient wearing its oximeter and
+    thermometer at `speed` times real time; set the event to stop it, then await the task."""
     store.add_patient(Patient(sim.patient_id, Tier(sim.tier), Profile(sim.profile)), 0.0)
     store.ensure_device(sim.oximeter_id, "berrymed-bci", "simulated", 0.0)
     store.bind(sim.oximeter_id, sim.patient_id, 0.0)
     ingest = Ingest()
     ingest.add_device(sim.oximeter_id, "berrymed-bci")
     ingest.add_device(sim.thermometer_id, "hts")
-    clock = ScaledClock(20)
+    clock = ScaledClock(speed)
 
     async def source(sink):  # type: ignore[no-untyped-def]
         await run_patient(sim, clock, sink)
@@ -49,7 +48,15 @@ async def test_a_full_disk_delays_readings_but_loses_none(tmp_path: Path) -> Non
     worker = StoreWorker(store)
     daemon = Daemon(config, worker, clock, ingest, [source])
     stop = asyncio.Event()
-    running = asyncio.create_task(daemon.run(stop))
+    return daemon, worker, stop, asyncio.create_task(daemon.run(stop))
+
+
+async def test_a_full_disk_delays_readings_but_loses_none(tmp_path: Path) -> None:
+    config = parse_config(
+        {"gateway": {"data_dir": str(tmp_path)}, "store": {"batch_interval_s": 0.2}}
+    )
+    store = Store.open(config.database_path, "gw")
+    daemon, worker, stop, running = start_one_patient(config, store, DEMO_PATIENTS[0], 20)
     await asyncio.sleep(1.0)
     # SQLite's own "database or disk is full": no page may be added any more.
     await worker.call(store.db.execute, "CREATE TABLE filler (data BLOB)")
@@ -122,22 +129,8 @@ async def test_a_small_box_gathers_readings_per_commit_but_commits_an_alert_at_o
     )
     assert (config.store.min_commit_readings, config.store.max_commit_delay_s) == (90, 30.0)
     store = Store.open(config.database_path, "gw")
-    sim = DEMO_PATIENTS[1]  # the desaturation
-    store.add_patient(Patient(sim.patient_id, Tier(sim.tier), Profile(sim.profile)), 0.0)
-    store.ensure_device(sim.oximeter_id, "berrymed-bci", "simulated", 0.0)
-    store.bind(sim.oximeter_id, sim.patient_id, 0.0)
-    ingest = Ingest()
-    ingest.add_device(sim.oximeter_id, "berrymed-bci")
-    ingest.add_device(sim.thermometer_id, "hts")
-    clock = ScaledClock(40)  # 24 readings a batch: well under 90
-
-    async def source(sink):  # type: ignore[no-untyped-def]
-        await run_patient(sim, clock, sink)
-
-    worker = StoreWorker(store)
-    daemon = Daemon(config, worker, clock, ingest, [source])
-    stop = asyncio.Event()
-    running = asyncio.create_task(daemon.run(stop))
+    # The desaturation, 40 times real time: 24 readings a batch, well under 90.
+    daemon, worker, stop, running = start_one_patient(config, store, DEMO_PATIENTS[1], 40)
     raised_at: float | None = None
     for _ in range(400):
         await asyncio.sleep(0.1)
