@@ -27,10 +27,8 @@ from alerts.events import Transition
 from alerts.rules import Priority, RuleId
 
 # Induced hypoxaemia, one subject, 1 Hz, five oximeter columns of which four recorded
-# (Bickler-style FiO2 steps; ../shared/data/clinical/hypoxia_fio2_ubicomp, see its LICENSE).
-UBICOMP = (
-    Path(__file__).resolve().parents[3] / "shared/data/clinical/hypoxia_fio2_ubicomp/100001.csv"
-)
+# (ubicomplab/oximetry-phone-cam-data data/gt/100001.csv, MIT; see tests/data/ubicomp).
+UBICOMP = Path(__file__).resolve().parents[1] / "data" / "ubicomp" / "100001.csv"
 
 
 def steady(spo2: float, pulse: float = 70.0) -> DeviceSeries:
