@@ -4,10 +4,11 @@ pure functions of alerts/disagreement.py and alerts/schedule.py).
 
 Q5 reads the last 10 minutes of SpO2 and pulse of the patients who have had two oximeters,
 by device. Q3 keeps, per scheduled patient and metric, the newest valid reading and how far
-the stored readings were looked through (`reading_schedules`), so each minute reads only the
-readings since the last look (a quarter of an hour back, for readings that arrive late), at
-most an hour of them per store call. Events go through the store's alert lifecycle like every
-other rule's: alert, event and outbox row in one transaction.
+the stored readings were looked through (in memory, and in `reading_schedules` every 10
+minutes), so each minute reads only the readings since the last look (a quarter of an hour
+back, for readings that arrive late), at most an hour of them per store call. Events go
+through the store's alert lifecycle like every other rule's: alert, event and outbox row in
+one transaction.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import sqlite3
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -45,6 +47,10 @@ LOOK_EVERY_S = 60.0  # wall-clock seconds between two looks
 LAG_S = 10  # the newest seconds may still be on their way to the store
 LATE_MARGIN_S = 15 * 60  # Q3 looks this far back again, for readings that came in late
 SCAN_CHUNK_S = 3600  # at most this much of the readings per store call
+# How far Q3 read is kept in memory and written to the store at most this often (a commit a
+# minute per schedule would cost the SD card more than the readings); a restart reads the
+# readings since the last write again.
+RECORD_EVERY_S = 600.0
 SCHEDULED_METRICS = (Metric.SPO2, Metric.TEMP)
 
 
@@ -155,17 +161,21 @@ def clear_schedule(store: Store, patient_id: str) -> int:
     return int(cursor.rowcount)
 
 
-def newest_valid_s(
-    store: Store, patient_id: str, metric: Metric, start_s: float, end_s: float
-) -> float | None:
-    """The newest reading of `metric` with a usable value in [start_s, end_s), or None."""
-    series = [
-        row[0]
+def series_of(store: Store, patient_id: str, metric: Metric) -> list[int]:
+    """The patient's reading series of `metric` (one per device and body site)."""
+    return [
+        int(row[0])
         for row in store.db.execute(
             "SELECT id FROM reading_series WHERE patient_id = ? AND metric = ?",
             [patient_id, metric.value],
         )
     ]
+
+
+def newest_valid_s(
+    store: Store, metric: Metric, series: list[int], start_s: float, end_s: float
+) -> float | None:
+    """The newest reading of `metric` in `series` with a usable value in [start_s, end_s)."""
     if not series:
         return None
     cursor = store.db.execute(
@@ -221,6 +231,11 @@ class TechnicalRules:
     make_message: MessageFactory
     every_s: float = LOOK_EVERY_S
     periodic: Periodic = field(init=False)
+    # per schedule (patient, metric, set time): how far it was read, the newest valid reading,
+    # and when that was last written to the store (monotonic)
+    _looked: dict[tuple[str, str, float], tuple[float, float | None, float]] = field(
+        default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         self.periodic = Periodic(self.every_s)
@@ -266,19 +281,27 @@ class TechnicalRules:
 
     async def _missed(self, worker: StoreCaller, schedule: Schedule, now_s: float) -> int:
         """Slots of `schedule` missed in a row, after reading what came since the last look."""
+        key = (schedule.patient_id, schedule.metric.value, schedule.set_s)
+        checked_s, last_s, recorded_s = self._looked.get(
+            key, (schedule.checked_until_s, schedule.last_valid_s, -math.inf)
+        )
         until_s = now_s - LAG_S
-        start_s = max(schedule.checked_until_s - LATE_MARGIN_S, schedule.set_s - EARLY_S)
+        start_s = max(checked_s - LATE_MARGIN_S, schedule.set_s - EARLY_S)
+        series = await worker.call(series_of, worker.store, schedule.patient_id, schedule.metric)
         newest = None
         high_s = until_s
         while newest is None and high_s > start_s:  # newest first: usually found at once
             low_s = max(start_s, high_s - SCAN_CHUNK_S)
             newest = await worker.call(
-                newest_valid_s, worker.store, schedule.patient_id, schedule.metric, low_s, high_s
+                newest_valid_s, worker.store, schedule.metric, series, low_s, high_s
             )
             high_s = low_s
-        last_s = schedule.last_valid_s
         if newest is not None and (last_s is None or newest > last_s):
             last_s = newest
-        await worker.call(record_look, worker.store, schedule, until_s, last_s)
+        monotonic_s = time.monotonic()
+        if monotonic_s - recorded_s >= RECORD_EVERY_S:
+            await worker.call(record_look, worker.store, schedule, until_s, last_s)
+            recorded_s = monotonic_s
+        self._looked[key] = (until_s, last_s, recorded_s)
         due = due_slots(schedule.slots_min, schedule.set_s, now_s, self.utc_offset_s)
         return missed_in_a_row(due, last_s)

@@ -219,3 +219,21 @@ def test_schedule_cli_sets_shows_refuses_and_clears(tmp_path: Path) -> None:
     cleared = invoke(config, "schedule", "p-1", "--clear")
     assert "p-1: schedule removed" in cleared.output
     assert "no schedule" in invoke(config, "schedule", "p-1").output
+
+
+def test_how_far_q3_read_is_written_every_ten_minutes_not_every_look(store: Store) -> None:
+    set_schedule(store, RED.id, Metric.TEMP, "08:00", DAY0_S)
+    rules = TechnicalRules(OFFSET_S, message)
+    patients = {p.id: p for p in store.list_patients()}
+
+    def look_at(hour: float) -> list[tuple[Alert, AlertEventKind]]:
+        return asyncio.run(rules.look(Caller(store), patients, DAY0_S + hour * HOUR_S))
+
+    assert [k.value for _, k in look_at(10.1)] == ["raised"]
+    first = schedules(store)[0].checked_until_s
+    reading = ReadingRow(DAY0_S + 10.11 * HOUR_S, RED.id, "thermo", Metric.TEMP.value, 36.6, 0)
+    store.write_batch([reading], [], {}, message, reading.ts_s)
+    # A look later: the reading is seen (the reminder clears), nothing more is written.
+    assert [k.value for _, k in look_at(10.13)] == ["closed"]
+    assert schedules(store)[0].checked_until_s == first
+    assert schedules(store)[0].last_valid_s is None
