@@ -36,7 +36,7 @@ from gateway.settings_cli import patients_set, patients_show
 from gateway.sources import build_sources
 from gateway.store import Patient, Store
 from gateway.timekeeper import Timekeeper
-from gateway.web_cli import demo_web, patients_name, status_page_line, web
+from gateway.web_cli import PAGE_OFF_LINE, demo_web, patients_name, web
 from sync.payload import OutboxMessage, alert_event_message, pseudonym_problem
 
 
@@ -123,7 +123,7 @@ def run(
             sources = _simulation(store, ingest, clock, seed)
         else:
             sources = build_sources(config, worker, ingest, clock)
-        reporter = None if quiet else ConsoleReporter(click.echo)
+        reporter = None if quiet else ConsoleReporter(click.echo, demo_pin=demo_pin)
         if reporter is not None:
             where = (
                 f"broker {config.mqtt.host}:{config.mqtt.port}"
@@ -133,8 +133,8 @@ def run(
             click.echo(f"pulsegate {config.gateway.id}: data in {config.database_path}, {where}")
             if simulate:
                 click.echo(f"simulating {len(DEMO_PATIENTS)} patients at {speed:g}x real time")
-        if reporter is not None:
-            click.echo(status_page_line(config, demo_pin))
+        if reporter is not None and not config.web.enabled:
+            click.echo(PAGE_OFF_LINE)  # when on, the reporter prints the address once it listens
         try:
             daemon = Daemon(config, worker, clock, ingest, sources, reporter)
         except ConfigError as exc:

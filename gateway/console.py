@@ -31,6 +31,7 @@ class ConsoleReporter:
     rows_seen: int = 0
     max_temp_c: dict[str, float] = field(default_factory=dict)
     min_spo2: dict[str, float] = field(default_factory=dict)
+    demo_pin: str | None = None  # shown with the status page's address in a demo run
 
     def on_rows(self, rows: Sequence[ReadingRow]) -> None:
         self.rows_seen += len(rows)
@@ -84,6 +85,10 @@ class ConsoleReporter:
             f"{_clock(ts_s)}  ALERT {alert.priority} {alert.rule} {kind.value.upper()} "
             f"patient {alert.patient_id} ({alert.tier}){why}  [id {alert.id[:8]}]"
         )
+
+    def on_listening(self, url: str) -> None:
+        pin = f"  (demo PIN for acknowledging: {self.demo_pin})" if self.demo_pin else ""
+        self.echo(f"status page: {url}{pin}")
 
     def summary(self, backlog: int, sent: int) -> list[str]:
         lines = [f"readings stored: {self.rows_seen}"]

@@ -78,6 +78,9 @@ class Observer(Protocol):
 
     def on_alert(self, alert: Alert, kind: AlertEventKind, ts_s: float) -> None: ...
 
+    def on_listening(self, url: str) -> None:
+        """The status page accepts connections at `url`."""
+
 
 class StoreWorker:
     """The store on its own thread: every call is queued to that one thread."""

@@ -18,6 +18,7 @@ from gateway.web.secret_hash import hash_secret
 MIN_PIN_CHARS = 4
 MAX_PIN_CHARS = 64
 DEMO_LISTEN = "127.0.0.1:8080"
+PAGE_OFF_LINE = "status page: off ([web] listen in the configuration)"
 
 
 def check_pin(pin: str) -> str:
@@ -85,14 +86,3 @@ def patients_name(
         assert display_name is not None
         set_display_name(store, patient_id, display_name, time.time())
     click.echo(f"{patient_id} is shown as {display_name.strip()}")
-
-
-def status_page_line(config: Config, demo_pin: str | None) -> str:
-    """Where the status page is (and the demo's PIN), for the console."""
-    if not config.web.enabled:
-        return "status page: off ([web] listen in the configuration)"
-    host, port = config.web.host_port
-    url = f"http://{host}:{port}/"
-    if demo_pin is not None:
-        return f"status page: {url}  (demo PIN for acknowledging: {demo_pin})"
-    return f"status page: {url}"

@@ -117,6 +117,8 @@ async def serve(daemon: Daemon, stop: asyncio.Event) -> None:
         await runner.cleanup()
         return
     log.info("status page on http://%s:%d/", host, port)
+    if daemon.observer is not None:
+        daemon.observer.on_listening(f"http://{host}:{port}/")
     try:
         await stop.wait()
     finally:

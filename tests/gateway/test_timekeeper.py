@@ -147,6 +147,9 @@ class Events:
     def on_alert(self, alert: Alert, kind: AlertEventKind, ts_s: float) -> None:
         self.kinds.append((alert.patient_id, alert.rule.value, kind.value))
 
+    def on_listening(self, url: str) -> None:
+        pass
+
 
 async def run_daemon(
     tmp_path: Path,
