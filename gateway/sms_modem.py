@@ -5,6 +5,12 @@ modem initialised (AT, ATE0, AT+CMGF=1) on the first send, and again after any f
 have left it in an unknown state (an I/O error, a timeout). One `send` is one attempt: the
 caller decides about retries (alerts/escalation.py) and the rate (gateway/sms_rate.py).
 
+A network that answers +CMGS only after `send_timeout_s` leaves it unknown whether the message
+went. The port stays open, and the next send first reads what the modem said meanwhile: when
+the earlier message did go and the next one is the same text to the same number (the caller's
+retry), it is not sent twice. With no answer at all, the modem is initialised again and the
+message sent again: a contact may then get it twice, which is better than not at all.
+
 Nothing here logs a full phone number.
 """
 
@@ -36,6 +42,7 @@ from gateway.sms_text import Charset, charset_of, fits_one_sms, mask_phone
 log = logging.getLogger(__name__)
 POLL_S = 0.2  # each blocking read returns at least this often (to see deadlines and cancel)
 INIT_TRIES = 3  # a modem just powered up may swallow the first AT
+LATE_ANSWER_WAIT_S = 1.0  # for the answer to an unconfirmed message, at the next send
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +76,7 @@ class SmsModem:
         self._port: serial.Serial | None = None
         self._buffer = bytearray()
         self._cancelled = threading.Event()
+        self._unconfirmed: tuple[str, str] | None = None  # (number, text) with no answer yet
 
     def send(self, number: str, text: str) -> int | None:
         """Send `text` to `number` as one SMS; returns the network's message reference (None
@@ -77,6 +85,10 @@ class SmsModem:
             raise SmsError("the text does not fit one SMS", retryable=False)
         charset = charset_of(text)
         try:
+            if self._unconfirmed is not None:
+                went_before, reference = self._settle_unconfirmed(number, text)
+                if went_before:
+                    return reference
             if self._port is None:
                 self._open()
             for command in charset_commands(charset):
@@ -98,6 +110,7 @@ class SmsModem:
         self._cancelled.set()
 
     def close(self) -> None:
+        self._unconfirmed = None  # whatever the modem still says is lost with the port
         if self._port is not None:
             with contextlib.suppress(serial.SerialException, OSError):
                 self._port.close()
@@ -136,10 +149,10 @@ class SmsModem:
         while True:
             line = self._read_line(deadline)
             if line is None:
+                self._unconfirmed = (number, text)  # its answer is looked for at the next send
                 raise SmsError(
                     f"no answer from the network within {self.timing.send_timeout_s:g} s "
-                    f"(to {mask_phone(number)}); the message may have gone",
-                    unknown_state=True,
+                    f"(to {mask_phone(number)}); the message may have gone"
                 )
             if (mr := parse_message_reference(line)) is not None:
                 reference = mr
@@ -150,6 +163,41 @@ class SmsModem:
             if final.kind is FinalKind.OK:
                 return reference
             raise SmsError(*describe_final(final))
+
+    def _settle_unconfirmed(self, number: str, text: str) -> tuple[bool, int | None]:
+        """What became of the unconfirmed message: (True, its reference) when it went and is
+        the one being sent now, which is then not sent again; else (False, None), with the
+        modem closed when it still has not answered."""
+        assert self._unconfirmed is not None
+        earlier, self._unconfirmed = self._unconfirmed, None
+        went, reference = self._late_answer(time.monotonic() + LATE_ANSWER_WAIT_S)
+        to = mask_phone(earlier[0])
+        if went is None:
+            log.warning(
+                "SMS to %s: still no answer from the network; the modem is initialised again"
+                " (if that message went, it may arrive twice)",
+                to,
+            )
+            self.close()
+        elif not went:
+            log.info("SMS to %s: the network refused it after all", to)
+        elif earlier == (number, text):
+            log.info("SMS to %s went after all (reference %s): not sent again", to, reference)
+            return True, reference
+        else:
+            log.info("SMS to %s went after all (reference %s)", to, reference)
+        return False, None
+
+    def _late_answer(self, deadline: float) -> tuple[bool | None, int | None]:
+        """Read the modem's late answer to +CMGS: (True, reference) it went, (False, None) it
+        was refused, (None, None) nothing by the deadline."""
+        reference: int | None = None
+        while (line := self._read_line(deadline)) is not None:
+            if (mr := parse_message_reference(line)) is not None:
+                reference = mr
+            elif (final := parse_final(line)) is not None:
+                return final.kind is FinalKind.OK, reference
+        return None, None
 
     def _command(self, command: str, timeout_s: float) -> list[str]:
         """Write one command; its answer lines up to OK (echo and unsolicited lines included)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -115,6 +115,56 @@ def test_no_answer_in_time_fails_and_the_modem_is_initialised_again(link: Path) 
         assert impatient.send(NUMBER, EN_TEXT) == 12
     impatient.close()
     assert sim.commands.count("AT") == 2
+
+
+def _late(link: Path, outcome: str) -> tuple[SmsModem, PtyModem]:
+    """A network answering `outcome` 1 s after the text, to a driver that waits 0.5 s."""
+    impatient = SmsModem(str(link), 115200, ModemTiming(3.0, 3.0, send_timeout_s=0.5))
+    return impatient, PtyModem(link, cmgs_delay_s=1.0, outcomes=[outcome])
+
+
+def _until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_a_late_answer_is_read_and_the_retry_of_the_same_text_is_not_sent_twice(
+    link: Path,
+) -> None:
+    impatient, network = _late(link, "success")
+    with network as sim:
+        with pytest.raises(SmsError, match="may have gone"):
+            impatient.send(NUMBER, EN_TEXT)
+        _until(lambda: bool(sim.messages))  # the network took it after all
+        assert impatient.send(NUMBER, EN_TEXT) == 12
+    impatient.close()
+    assert len(sim.submitted) == 1
+    assert sim.commands.count("AT") == 1  # the modem was not reset
+
+
+def test_after_a_late_answer_a_different_text_is_still_sent(link: Path) -> None:
+    impatient, network = _late(link, "success")
+    with network as sim:
+        with pytest.raises(SmsError, match="may have gone"):
+            impatient.send(NUMBER, EN_TEXT)
+        _until(lambda: bool(sim.messages))
+        impatient.timing = FAST
+        assert impatient.send(NUMBER, EN_TEXT + " 2") == 13
+    impatient.close()
+    assert [m.text for m in sim.messages] == [EN_TEXT, EN_TEXT + " 2"]
+
+
+def test_a_late_refusal_means_the_retry_is_sent(link: Path) -> None:
+    impatient, network = _late(link, "+CMS ERROR: 331")
+    with network as sim:
+        with pytest.raises(SmsError, match="may have gone"):
+            impatient.send(NUMBER, EN_TEXT)
+        _until(lambda: len(sim.answers) == 1)
+        impatient.timing = FAST
+        assert impatient.send(NUMBER, EN_TEXT) == 12
+    impatient.close()
+    assert len(sim.submitted) == 2 and [m.text for m in sim.messages] == [EN_TEXT]
 
 
 def test_a_modem_that_does_not_answer_is_a_clear_error(link: Path, modem: SmsModem) -> None:
