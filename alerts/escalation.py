@@ -91,7 +91,7 @@ class Notification:
     priority: Priority
     step: int
     attempt: int
-    unacked_s: float  # how long the alert has gone unacknowledged at its priority
+    unacked_s: float  # how long the alert had gone unacknowledged at this step's first try
 
 
 def _high(interval_min: float) -> tuple[Step, ...]:
@@ -148,7 +148,8 @@ def due_notifications(
     steps = LADDER.get((alert.priority, alert.tier), ())
     if alert.status is not AlertStatus.OPEN or not steps:
         return []
-    unacked_s = now_s - ladder_start_s(alert, events)
+    start_s = ladder_start_s(alert, events)
+    unacked_s = now_s - start_s
     mine = [a for a in attempts if a.priority is alert.priority]
     chosen: dict[int, tuple[int, int, Contact]] = {}  # contact id -> (step, role rank, contact)
     for index, step in enumerate(steps):
@@ -161,8 +162,17 @@ def due_notifications(
     due: list[Notification] = []
     for index, _rank, contact in sorted(chosen.values(), key=lambda c: (c[0], c[1], c[2].id)):
         attempt = _next_attempt(contact.id, index, mine, now_s)
-        if attempt is not None:
-            due.append(Notification(alert.id, contact, alert.priority, index, attempt, unacked_s))
+        if attempt is None:
+            continue
+        # A retry says what the first try said (the same text: gateway/sms_modem.py sends a
+        # retry whose first try did go only once).
+        first_s = min(
+            (a.ts_s for a in mine if a.contact_id == contact.id and a.step == index),
+            default=now_s,
+        )
+        due.append(
+            Notification(alert.id, contact, alert.priority, index, attempt, first_s - start_s)
+        )
     return due
 
 

@@ -139,6 +139,16 @@ def test_a_failed_attempt_is_retried_with_a_growing_backoff_then_given_up() -> N
     assert [retry_delay_s(n) for n in (1, 2, 3, 6, 7, 50)] == [10, 20, 40, 300, 300, 300]
 
 
+def test_a_retry_says_how_long_the_alert_was_unacknowledged_at_the_first_try() -> None:
+    # The same text again, so a modem that learns late that the first try went sends it once.
+    alert = make_alert(Priority.HIGH, Tier.RED)
+    first_s = ONSET_S + 15 * MIN + 3
+    [note] = [n for n in due_notifications(alert, RAISED, CONTACTS, [], first_s) if n.step == 1][:1]
+    attempts = [Attempt(note.contact.id, Priority.HIGH, 1, first_s, Outcome.FAILED)]
+    later = due_notifications(alert, RAISED, [note.contact], attempts, first_s + 70)
+    assert [(n.step, n.attempt, n.unacked_s) for n in later] == [(1, 2, first_s - ONSET_S)]
+
+
 @pytest.mark.parametrize("outcome", [Outcome.SENT, Outcome.REJECTED])
 def test_a_sent_or_rejected_message_is_never_tried_again(outcome: Outcome) -> None:
     alert = make_alert(Priority.MEDIUM, Tier.RED)
