@@ -19,7 +19,7 @@ from devices.simulator import DEMO_PATIENTS, SimulatedPatient, run_patient
 from gateway import box_status
 from gateway.cli_errors import EXIT_USAGE, fail
 from gateway.cli_store import config_of, open_store
-from gateway.config import ConfigError, load_config
+from gateway.config import Config, ConfigError, load_config
 from gateway.console import ConsoleReporter
 from gateway.contacts_cli import contacts, notifications
 from gateway.daemon import Daemon, DeviceSource, StoreWorker
@@ -142,12 +142,23 @@ def run(
             fail(str(exc), EXIT_USAGE)
         asyncio.run(_run_for(daemon, duration))
         worker.shutdown()
+        _exit_if_damaged(daemon, config)
         if reporter is not None:
             backlog = sum(store.outbox_backlog().values())
             sent = store.count("outbox") - backlog
             click.echo("--- summary ---")
             for line in reporter.summary(backlog, sent):
                 click.echo(line)
+
+
+def _exit_if_damaged(daemon: Daemon, config: Config) -> None:
+    """Exit 1 when the daemon stopped because its background check found damage (systemd
+    then starts it again, and that start salvages the database)."""
+    if daemon.damaged is not None:
+        fail(
+            f"the database {config.database_path} is damaged ({daemon.damaged}): stopped;"
+            " the next start checks it whole and salvages it"
+        )
 
 
 async def _run_for(daemon: Daemon, duration_s: float | None) -> None:

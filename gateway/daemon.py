@@ -31,6 +31,7 @@ from gateway import retention
 from gateway.checkpoints import Checkpoints, catch_up, temperatures_replayable
 from gateway.config import Config
 from gateway.daily_job import DailyJob
+from gateway.db_check import EVERY_S, FIRST_AFTER_S, BackgroundCheck
 from gateway.ingest import Ingest
 from gateway.notify import Notifier
 from gateway.patient_settings import patients_with_overrides
@@ -160,6 +161,8 @@ class Daemon:
     last_write_monotonic_s: float = field(default_factory=time.monotonic)  # commit or refusal
     _unwritten: UnwrittenBatch = field(default_factory=UnwrittenBatch)
     checkpoints: Checkpoints = field(default_factory=Checkpoints)
+    db_check_timing_s: tuple[float, float] = (FIRST_AFTER_S, EVERY_S)  # first after, then every
+    damaged: str | None = None  # what the background check found: the daemon stopped for it
     daily_job: DailyJob = field(init=False)
     technical_rules: TechnicalRules = field(init=False)
 
@@ -290,6 +293,9 @@ class Daemon:
             publisher_task = asyncio.create_task(self.publisher.run(stop))
         else:
             log.info("no broker configured: alerts are kept in the local outbox")
+        if (path := await self.worker.call(self.worker.store.file_path)) is not None:
+            check = BackgroundCheck(path, *self.db_check_timing_s)
+            tasks.append(asyncio.create_task(check.run(stop, self._stopper(stop))))
         watchdog_task = asyncio.create_task(self._watchdog(stop))
         self.notifier.ready(f"{len(self.sources)} device sources, {len(self.patients)} patients")
         try:
@@ -313,6 +319,13 @@ class Daemon:
                 self.publisher.close()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
+
+    def _stopper(self, stop: asyncio.Event) -> Callable[[str], None]:
+        def stop_for_salvage(problem: str) -> None:
+            self.damaged = problem
+            stop.set()
+
+        return stop_for_salvage
 
     def is_healthy(self) -> bool:
         """The batch writer and the publisher's loop are turning. A store that refuses

@@ -1,18 +1,23 @@
-"""The start-up check of the database, and what happens when it fails.
+"""The start-up check of the database, the full check in the background, and what happens
+when either finds it corrupt.
 
-`PRAGMA quick_check` reads every page and checks each b-tree's structure and records (it skips
-only the cross-check of indexes against their tables that `integrity_check` adds, which costs
-several times more), so its cost is about one sequential read of the file: seconds here, but a
-minute or two for a few GB on an SD card. While it runs, systemd's start timeout is extended
-(EXTEND_TIMEOUT_USEC) so a long check is never mistaken for a hang.
+At start-up every table is checked (`PRAGMA quick_check(TABLE)`: each b-tree's structure and
+records) except the two that make up nearly all of the file, the raw readings and their
+per-minute summaries (BULK_TABLES): milliseconds, where the whole file's check takes about a
+minute for a year's database here (2.4 GB, 20 patients: `bench/bench_year.py`) and longer on
+a Raspberry Pi, a minute with no monitoring after every power cut. The whole file is checked
+in the background instead (gateway/db_check.py); when that finds damage it leaves a marker
+beside the database (`pulsegate.db.check-failed`) and stops the daemon, and the next start
+checks the whole file while systemd's start timeout is extended (EXTEND_TIMEOUT_USEC), so a
+long check is never mistaken for a hang.
 
 A database SQLite calls corrupt (or not a database at all) is moved aside under a timestamped
 name, with its WAL, and a new one is created. What must not be lost is copied across, row by
 row, skipping what cannot be read: patients, devices and bindings (the box's setup), unsent
 outbox messages and the alerts they announce, every alert not yet closed with its events, the
-detector state, the per-patient settings and reading schedules, and the contacts with the SMS
-attempts of the alerts kept. Raw readings and
-summaries stay in the moved file for offline recovery.
+detector state, the per-patient settings, display names and reading schedules, and the
+contacts with the SMS attempts of the alerts kept. Raw readings and summaries stay in the moved
+file for offline recovery.
 Any other failure (locked, unreadable, permission) is an error, never a reason to move data.
 """
 
@@ -38,6 +43,8 @@ _SIDE_FILES = ("-wal", "-shm")
 _MAX_SKIPS = 64  # attempts to read past unreadable pages of one table
 PROGRESS_EVERY_S = 5.0
 EXTEND_START_US = 30_000_000  # each progress report gives the check 30 s more
+BULK_TABLES = frozenset({"reading_samples", "reading_minutes"})  # checked in the background
+_MARKER_SUFFIX = ".check-failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,13 +61,16 @@ def is_corruption(exc: BaseException | None) -> bool:
     ).startswith(_CORRUPT_ERRORS)
 
 
-def find_corruption(path: Path, on_progress: Callable[[], None] | None = None) -> str | None:
-    """None when `path` is missing or passes `PRAGMA quick_check`; else what is wrong.
-    The check runs on its own thread; `on_progress` is called every few seconds meanwhile."""
+def find_corruption(
+    path: Path, on_progress: Callable[[], None] | None = None, full: bool = True
+) -> str | None:
+    """None when `path` is missing or passes `PRAGMA quick_check` (`full`: the whole file;
+    else every table but BULK_TABLES); else what is wrong. The check runs on its own thread;
+    `on_progress` is called every few seconds meanwhile."""
     if not path.exists():
         return None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="quick-check") as executor:
-        future = executor.submit(_quick_check, path)
+        future = executor.submit(_quick_check, path, full)
         while True:
             try:
                 return future.result(timeout=PROGRESS_EVERY_S)
@@ -69,21 +79,50 @@ def find_corruption(path: Path, on_progress: Callable[[], None] | None = None) -
                     on_progress()
 
 
-def _quick_check(path: Path) -> str | None:
+def _quick_check(path: Path, full: bool = True) -> str | None:
     try:
         conn = sqlite3.connect(path, isolation_level=None)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open the database {path}: {exc}") from exc
     try:
-        conn.execute("PRAGMA busy_timeout = 10000")
-        problems = [row[0] for row in conn.execute("PRAGMA quick_check(20)")]
+        return quick_check(conn, full)
     except sqlite3.DatabaseError as exc:
         if is_corruption(exc):
             return str(exc)
         raise StoreError(f"cannot check the database {path}: {exc}") from exc
     finally:
         conn.close()
+
+
+def quick_check(conn: sqlite3.Connection, full: bool = True) -> str | None:
+    """None when `PRAGMA quick_check` passes (`full`: the whole file, else every table but
+    BULK_TABLES); else the first problems it names. sqlite3.DatabaseError as SQLite raises."""
+    conn.execute("PRAGMA busy_timeout = 10000")
+    if full:
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check(20)")]
+    else:
+        tables = [
+            row[0]
+            for row in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")
+            if row[0] not in BULK_TABLES
+        ]
+        problems = [
+            row[0]
+            for table in tables
+            for row in conn.execute("SELECT * FROM pragma_quick_check(?)", [table])
+            if row[0] != "ok"
+        ] or ["ok"]
     return None if problems == ["ok"] else "; ".join(problems[:3])
+
+
+def check_failed_marker(path: Path) -> Path:
+    """The file the background check leaves beside the database at `path` when it fails."""
+    return path.with_name(path.name + _MARKER_SUFFIX)
+
+
+def mark_corrupt(path: Path, problem: str) -> None:
+    """Make the next start check the whole of `path` (and salvage it if it is still bad)."""
+    check_failed_marker(path).write_text(problem + "\n")
 
 
 def open_checked(
@@ -95,7 +134,14 @@ def open_checked(
     def extend_start_timeout() -> None:
         notifier.send(f"EXTEND_TIMEOUT_USEC={EXTEND_START_US}", "STATUS=checking the database")
 
-    problem = find_corruption(path, extend_start_timeout)
+    marker = check_failed_marker(path)
+    full = marker.exists()  # the background check found damage: check all of it now
+    if full:
+        log.warning("the last full check of %s failed: checking all of it", path)
+    problem = find_corruption(path, extend_start_timeout, full=full)
+    if problem is None and full:
+        log.warning("%s passes the full check now", path)
+        marker.unlink(missing_ok=True)
     if problem is None:
         try:
             return Store.open(path, gateway_id)
@@ -104,6 +150,7 @@ def open_checked(
                 raise
             problem = str(exc.__cause__)
     report = salvage(path, gateway_id, problem, time.time() if now_s is None else now_s)
+    marker.unlink(missing_ok=True)
     log.error(
         "the database %s is corrupt (%s): moved it to %s and started a new one, keeping %s",
         path,
@@ -162,6 +209,7 @@ def _copy_across(old_path: Path, store: Store) -> dict[str, int]:
             "contacts": _rows(old, "contacts", tables),
             "patient_settings": _rows(old, "patient_settings", tables),
             "reading_schedules": _rows(old, "reading_schedules", tables),
+            "patient_display_names": _rows(old, "patient_display_names", tables),
             "notification_attempts": [
                 r for r in _rows(old, "notification_attempts", tables) if r["alert_id"] in alert_ids
             ],

@@ -101,6 +101,11 @@ class Store:
     def close(self) -> None:
         self.db.conn.close()
 
+    def file_path(self) -> Path | None:
+        """The database file (None for a database in memory)."""
+        row = self.db.execute("PRAGMA database_list").fetchone()
+        return Path(row[2]) if row is not None and row[2] else None
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception."""

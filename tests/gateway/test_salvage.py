@@ -1,9 +1,12 @@
-"""A corrupt database found at start-up is moved aside and replaced; what must not be lost
-(patients, bindings, unsent alerts and outbox rows, live alerts) is copied into the new one."""
+"""A corrupt database found at start-up (or by the background check, which makes the next
+start look at all of it) is moved aside and replaced; what must not be lost (patients,
+bindings, unsent alerts and outbox rows, live alerts) is copied into the new one."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import random
 import socket
@@ -19,9 +22,15 @@ import pytest
 from alerts.engine import RuleEvent, Transition
 from alerts.lifecycle import Alert, AlertEventKind
 from alerts.rules import Priority, Profile, RuleId, Tier
+from devices.clock import ScaledClock
+from gateway import db_check
 from gateway import salvage as salvage_module
+from gateway.config import parse_config
+from gateway.daemon import Daemon, StoreWorker
+from gateway.db_check import BackgroundCheck
+from gateway.ingest import Ingest
 from gateway.notify import Notifier
-from gateway.salvage import find_corruption, open_checked
+from gateway.salvage import check_failed_marker, find_corruption, mark_corrupt, open_checked
 from gateway.store import Patient, ReadingRow, Store, StoreError
 from sync.payload import OutboxMessage, alert_event_message
 
@@ -120,6 +129,11 @@ def test_corrupt_readings_pages_move_the_database_aside_and_keep_what_matters(
     readings_pages = pages_of(path, "reading_samples")
     scribble(path, readings_pages[len(readings_pages) // 3 :: 5])
     assert find_corruption(path) is not None
+    # The start-up check leaves the raw readings to the background check, which finds it.
+    assert find_corruption(path, full=False) is None
+    found: list[str] = []
+    asyncio.run(BackgroundCheck(path, 0.0, 3600.0).run(asyncio.Event(), found.append))
+    assert len(found) == 1 and check_failed_marker(path).read_text() == found[0] + "\n"
 
     salvaged = open_checked(path, "gw", now_s=NOW_S)
     try:
@@ -140,6 +154,90 @@ def test_corrupt_readings_pages_move_the_database_aside_and_keep_what_matters(
     assert json.loads(details)["moved_to"] == str(moved)
     [line] = [r.getMessage() for r in caplog.records if "is corrupt" in r.getMessage()]
     assert str(moved) in line
+    assert not check_failed_marker(path).exists()
+
+
+def test_without_the_marker_a_start_opens_damaged_readings_as_they_are(tmp_path: Path) -> None:
+    path = tmp_path / "pulsegate.db"
+    build(path).close()
+    readings_pages = pages_of(path, "reading_samples")
+    scribble(path, readings_pages[len(readings_pages) // 3 :: 5])
+    store = open_checked(path, "gw", now_s=NOW_S)
+    try:
+        assert store.list_patients() and store.pending_messages(10)
+    finally:
+        store.close()
+    assert list(tmp_path.glob("*.corrupt-*")) == []
+
+
+def test_a_marker_on_a_sound_database_is_removed_after_the_full_check(tmp_path: Path) -> None:
+    path = tmp_path / "pulsegate.db"
+    build(path, readings_s=200).close()
+    mark_corrupt(path, "a read error that was not damage")
+    open_checked(path, "gw", now_s=NOW_S).close()
+    assert not check_failed_marker(path).exists()
+    assert list(tmp_path.glob("*.corrupt-*")) == []
+
+
+async def test_the_background_check_of_a_sound_database_repeats(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "pulsegate.db"
+    build(path, readings_s=200).close()
+    caplog.set_level(logging.INFO, logger="gateway.db_check")
+    stop = asyncio.Event()
+    found: list[str] = []
+    running = asyncio.create_task(BackgroundCheck(path, 0.0, 0.2).run(stop, found.append))
+    await asyncio.sleep(1.0)
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    checks = [r for r in caplog.records if r.getMessage().startswith("database check: ok")]
+    assert len(checks) >= 3 and found == []
+    assert not check_failed_marker(path).exists()
+
+
+async def test_stopping_interrupts_a_check_in_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "pulsegate.db"
+    build(path, readings_s=0).close()
+    endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+    monkeypatch.setattr(
+        db_check, "quick_check", lambda conn, full: conn.execute(endless).fetchone()
+    )
+    check = BackgroundCheck(path, 0.0, 3600.0)
+    running = asyncio.create_task(check.run(asyncio.Event(), pytest.fail))
+    await asyncio.sleep(0.5)
+    assert check._conn is not None  # the query runs
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    deadline = time.monotonic() + 5
+    while check._conn is not None and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert check._conn is None  # the thread's query ended: it does not hold up the exit
+    assert not check_failed_marker(path).exists()
+
+
+async def test_the_daemon_stops_when_its_background_check_finds_damage(tmp_path: Path) -> None:
+    config = parse_config(
+        {"gateway": {"data_dir": str(tmp_path)}, "store": {"batch_interval_s": 0.2}}
+    )
+    path = config.database_path
+    build(path).close()
+    readings_pages = pages_of(path, "reading_samples")
+    scribble(path, readings_pages[len(readings_pages) // 3 :: 5])
+    store = open_checked(path, "gw", now_s=NOW_S)  # starts: the damage is in the readings
+    worker = StoreWorker(store)
+    daemon = Daemon(config, worker, ScaledClock(1.0), Ingest(), [])
+    daemon.db_check_timing_s = (0.5, 3600.0)
+    await asyncio.wait_for(daemon.run(asyncio.Event()), 30)  # stops by itself
+    worker.shutdown()
+    store.close()
+    assert daemon.damaged is not None
+    assert check_failed_marker(path).read_text() == daemon.damaged + "\n"
+    open_checked(path, "gw", now_s=NOW_S).close()  # the next start salvages it
+    assert len(list(tmp_path.glob("pulsegate.db.corrupt-*"))) == 1
 
 
 def test_unreadable_outbox_pages_are_skipped_and_the_rest_is_kept(tmp_path: Path) -> None:
@@ -212,9 +310,9 @@ def test_a_long_check_extends_the_systemd_start_timeout(
     build(path, readings_s=1000).close()
     real_check = salvage_module._quick_check
 
-    def slow_check(checked_path: Path) -> str | None:  # a check as long as one on a big SD card
+    def slow_check(checked_path: Path, full: bool) -> str | None:  # as long as on an SD card
         time.sleep(0.5)
-        return real_check(checked_path)
+        return real_check(checked_path, full)
 
     monkeypatch.setattr(salvage_module, "_quick_check", slow_check)
     monkeypatch.setattr(salvage_module, "PROGRESS_EVERY_S", 0.05)
