@@ -19,6 +19,7 @@ from devices.protocols.reading import Quality
 from gateway.config import Config
 from gateway.migrations import reading_id_floor
 from gateway.retention import used_bytes
+from gateway.salvage import check_failed_marker
 from gateway.store import Store
 from gateway.timekeeper import system_clock_synchronized
 from gateway.uplink_budget import uplink_line, uplink_status
@@ -84,7 +85,19 @@ def disk_status(store: Store, config: Config) -> dict[str, Any]:
         "disk_free_bytes": disk.free,
         "disk_total_bytes": disk.total,
         "ceiling_last_applied_s": None if ceiling is None else ceiling[0],
+        "damage_found": _damage_found(path),
     }
+
+
+def _damage_found(path: Path) -> str | None:
+    """What the background check found wrong with the database (gateway/db_check.py)."""
+    marker = check_failed_marker(path)
+    try:
+        return marker.read_text().strip() or "no details"
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"see {marker}: {exc.strerror}"
 
 
 def clock_status(store: Store, now_s: float) -> dict[str, Any]:
@@ -153,6 +166,11 @@ def lines(info: dict[str, Any]) -> list[str]:
         f" ({disk['database_files_bytes'] / 1e6:,.1f} MB on disk),"
         f" {disk['disk_free_bytes'] / 1e9:,.1f} GB free of"
         f" {disk['disk_total_bytes'] / 1e9:,.1f} GB",
+        *(
+            [f"database: DAMAGED ({damage}); the next start checks it whole and salvages it"]
+            if (damage := disk["damage_found"])
+            else []
+        ),
         f"clock: {trust}; {flagged} readings with an untrusted time in the last day",
         f"last sync: {_when(sync['last_acknowledged_s'], now_s)}",
         *([uplink_line(info["uplink"])] if "uplink" in info else []),

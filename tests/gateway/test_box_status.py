@@ -18,6 +18,7 @@ from devices.protocols.reading import Quality
 from gateway import box_status
 from gateway.cli import main
 from gateway.config import parse_config
+from gateway.salvage import mark_corrupt
 from gateway.store import Patient, ReadingRow, Store
 from sync.payload import alert_event_message
 
@@ -85,8 +86,22 @@ def test_clock_trust_flagged_readings_and_last_sync(tmp_path: Path) -> None:
     assert "last sync: 2027-01-15 08:00:07 UTC (0 h 0 min ago)" in text
     assert "5 readings with an untrusted time in the last day" in text
     assert "uplink: backlog alert 0, status 0, summary 0, raw 0;" in text
+    assert "DAMAGED" not in text
     toml = tmp_path / "pulsegate.toml"
     toml.write_text(f'[gateway]\ndata_dir = "{tmp_path}"\n')
     shown = CliRunner().invoke(main, ["--config", str(toml), "status"]).output
     assert "patients: 1" in shown
     assert re.search(r"^open alerts: 1\n  \w{8}  HIGH\s+S1  open\s+p-1 ", shown, re.M)
+
+
+def test_status_shows_damage_the_background_check_found(tmp_path: Path) -> None:
+    config = parse_config({"gateway": {"data_dir": str(tmp_path)}})
+    Store.open(config.database_path, "gw").close()
+    mark_corrupt(config.database_path, "database disk image is malformed")
+    toml = tmp_path / "pulsegate.toml"
+    toml.write_text(f'[gateway]\ndata_dir = "{tmp_path}"\n')
+    shown = CliRunner().invoke(main, ["--config", str(toml), "status"]).output
+    assert (
+        "database: DAMAGED (database disk image is malformed); the next start checks it whole"
+        " and salvages it" in shown
+    )
