@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from alerts.channels import Sample, build_channels
@@ -36,6 +37,7 @@ from gateway.ingest import Ingest
 from gateway.notify import Notifier
 from gateway.patient_settings import patients_with_overrides
 from gateway.reminders import send_due_reminders
+from gateway.salvage import is_corruption, mark_corrupt
 from gateway.settings_detector import NO_OVERRIDES, refit_detector, rules_for
 from gateway.settings_downlink import apply_settings_downlink
 from gateway.sms_escalation import SmsEscalation
@@ -84,14 +86,23 @@ class Observer(Protocol):
 
 
 class StoreWorker:
-    """The store on its own thread: every call is queued to that one thread."""
+    """The store on its own thread: every call is queued to that one thread. A call that
+    finds the database damaged (SQLite's "malformed" or "not a database") is reported to
+    `on_damage` before its error is raised to the caller."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.on_damage: Callable[[str], None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
 
     async def call(self, func: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+        except (sqlite3.DatabaseError, StoreError) as exc:
+            damage = exc if isinstance(exc, sqlite3.DatabaseError) else exc.__cause__
+            if self.on_damage is not None and is_corruption(damage):
+                self.on_damage(str(damage))
+            raise
 
     def shutdown(self) -> None:
         """Finish queued store calls and stop the thread (the store stays open)."""
@@ -162,7 +173,9 @@ class Daemon:
     _unwritten: UnwrittenBatch = field(default_factory=UnwrittenBatch)
     checkpoints: Checkpoints = field(default_factory=Checkpoints)
     db_check_timing_s: tuple[float, float] = (FIRST_AFTER_S, EVERY_S)  # first after, then every
-    damaged: str | None = None  # what the background check found: the daemon stopped for it
+    damaged: str | None = None  # damage found in the database: the daemon stopped for it
+    _stop: asyncio.Event | None = None
+    _db_path: Path | None = None
     daily_job: DailyJob = field(init=False)
     technical_rules: TechnicalRules = field(init=False)
 
@@ -274,6 +287,9 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        self._stop = stop
+        self._db_path = await self.worker.call(self.worker.store.file_path)
+        self.worker.on_damage = self._damage_met
         await self._refresh_patients()
         await self._restore_detectors()
         tasks = [asyncio.create_task(source(self._on_bytes)) for source in self.sources]
@@ -293,9 +309,9 @@ class Daemon:
             publisher_task = asyncio.create_task(self.publisher.run(stop))
         else:
             log.info("no broker configured: alerts are kept in the local outbox")
-        if (path := await self.worker.call(self.worker.store.file_path)) is not None:
-            check = BackgroundCheck(path, *self.db_check_timing_s)
-            tasks.append(asyncio.create_task(check.run(stop, self._stopper(stop))))
+        if self._db_path is not None:
+            check = BackgroundCheck(self._db_path, *self.db_check_timing_s)
+            tasks.append(asyncio.create_task(check.run(stop, self._stop_for_salvage)))
         watchdog_task = asyncio.create_task(self._watchdog(stop))
         self.notifier.ready(f"{len(self.sources)} device sources, {len(self.patients)} patients")
         try:
@@ -320,12 +336,25 @@ class Daemon:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
 
-    def _stopper(self, stop: asyncio.Event) -> Callable[[str], None]:
-        def stop_for_salvage(problem: str) -> None:
-            self.damaged = problem
-            stop.set()
+    def _stop_for_salvage(self, problem: str) -> None:
+        """The background check found damage (and left the marker): stop, so that the next
+        start salvages the database."""
+        self.damaged = problem
+        if self._stop is not None:
+            self._stop.set()
 
-        return stop_for_salvage
+    def _damage_met(self, problem: str) -> None:
+        """A store call met damage: leave the marker and stop, as the background check does."""
+        if self.damaged is not None or self._db_path is None:
+            return
+        log.error(
+            "the database %s is damaged (%s): stopping so that the next start checks it whole"
+            " and salvages it",
+            self._db_path,
+            problem,
+        )
+        mark_corrupt(self._db_path, problem)
+        self._stop_for_salvage(problem)
 
     def is_healthy(self) -> bool:
         """The batch writer and the publisher's loop are turning. A store that refuses

@@ -6,8 +6,9 @@ records) except the two that make up nearly all of the file, the raw readings an
 per-minute summaries (BULK_TABLES): milliseconds, where the whole file's check takes about a
 minute for a year's database here (2.4 GB, 20 patients: `bench/bench_year.py`) and longer on
 a Raspberry Pi, a minute with no monitoring after every power cut. The whole file is checked
-in the background instead (gateway/db_check.py); when that finds damage it leaves a marker
-beside the database (`pulsegate.db.check-failed`) and stops the daemon, and the next start
+in the background instead (gateway/db_check.py); when that finds damage, or a store call of
+the daemon meets it (gateway/daemon.py StoreWorker), a marker is left beside the database
+(`pulsegate.db.check-failed`) and the daemon stops, and the next start
 checks the whole file while systemd's start timeout is extended (EXTEND_TIMEOUT_USEC), so a
 long check is never mistaken for a hang.
 

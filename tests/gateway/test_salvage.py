@@ -23,7 +23,8 @@ from alerts.engine import RuleEvent, Transition
 from alerts.lifecycle import Alert, AlertEventKind
 from alerts.rules import Priority, Profile, RuleId, Tier
 from devices.clock import ScaledClock
-from gateway import db_check
+from devices.simulator import DEMO_PATIENTS
+from gateway import db_check, retention
 from gateway import salvage as salvage_module
 from gateway.config import parse_config
 from gateway.daemon import Daemon, StoreWorker
@@ -33,6 +34,7 @@ from gateway.notify import Notifier
 from gateway.salvage import check_failed_marker, find_corruption, mark_corrupt, open_checked
 from gateway.store import Patient, ReadingRow, Store, StoreError
 from sync.payload import OutboxMessage, alert_event_message
+from tests.gateway.test_daemon import start_one_patient
 
 PATIENTS = [Patient(f"p-{i}", Tier.RED, Profile.DEFAULT) for i in range(3)]
 NOW_S = 1_800_000_000.0
@@ -342,3 +344,38 @@ def test_a_long_check_extends_the_systemd_start_timeout(
             reader.join()
     assert received
     assert all(m.startswith(b"EXTEND_TIMEOUT_USEC=30000000\n") for m in received)
+
+
+def rightmost_pages(path: Path, table: str) -> list[int]:
+    """The pages on the path to `table`'s last row: where the next rows are appended."""
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT pageno, path FROM dbstat WHERE name = ? ORDER BY path", [table]
+        ).fetchall()
+    last_path = rows[-1][1]
+    return [page for page, tree_path in rows if last_path.startswith(tree_path)]
+
+
+async def test_a_store_call_that_meets_damage_stops_the_daemon_for_salvage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retention, "FIRST_RUN_AFTER_S", 0.5)  # it reads the oldest readings
+    config = parse_config(
+        {"gateway": {"data_dir": str(tmp_path)}, "store": {"batch_interval_s": 0.2}}
+    )
+    path = config.database_path
+    build(path).close()
+    scribble(path, rightmost_pages(path, "reading_samples")[-1:])
+    store = open_checked(path, "gw", now_s=NOW_S)  # the start-up check leaves the readings
+    daemon, worker, _, running = start_one_patient(config, store, DEMO_PATIENTS[0], 20)
+    await asyncio.wait_for(running, 60)  # the first call that reads the page stops it
+    worker.shutdown()
+    store.close()
+    assert daemon.damaged is not None and "malformed" in daemon.damaged
+    assert check_failed_marker(path).exists()
+    salvaged = open_checked(path, "gw", now_s=NOW_S)
+    try:
+        assert {p.id for p in salvaged.list_patients()} >= {p.id for p in PATIENTS}
+    finally:
+        salvaged.close()
+    assert len(list(tmp_path.glob("pulsegate.db.corrupt-*"))) == 1
