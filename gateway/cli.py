@@ -99,7 +99,10 @@ def run(
     seed: int,
     quiet: bool,
 ) -> None:
-    """Run the gateway daemon (stops cleanly on SIGINT/SIGTERM)."""
+    """Run the gateway daemon (stops cleanly on SIGINT/SIGTERM).
+
+    Exits 1 when it stopped because the database is damaged: the next start checks it whole
+    and salvages it."""
     config = config_of(ctx)
     if speed != 1.0 and not simulate:
         fail("--speed only makes sense with --simulate", EXIT_USAGE)
