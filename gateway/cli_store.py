@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -9,7 +10,7 @@ import click
 
 from gateway.cli_errors import fail
 from gateway.config import Config
-from gateway.salvage import open_checked
+from gateway.salvage import is_corruption, mark_corrupt, open_checked
 from gateway.store import Store, StoreError
 
 
@@ -32,5 +33,13 @@ def open_store(ctx: click.Context, checked: bool = False) -> Iterator[Store]:
         yield store
     except StoreError as exc:
         fail(str(exc))
+    except sqlite3.DatabaseError as exc:
+        if not is_corruption(exc):
+            fail(f"the database {config.database_path}: {exc}")
+        mark_corrupt(config.database_path, str(exc))
+        fail(
+            f"the database {config.database_path} is damaged ({exc}): the daemon's next start"
+            " checks it whole and salvages it (systemctl restart pulsegate)"
+        )
     finally:
         store.close()

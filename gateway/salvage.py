@@ -44,7 +44,19 @@ _SIDE_FILES = ("-wal", "-shm")
 _MAX_SKIPS = 64  # attempts to read past unreadable pages of one table
 PROGRESS_EVERY_S = 5.0
 EXTEND_START_US = 30_000_000  # each progress report gives the check 30 s more
+BULK_TAIL_S = 3600  # the newest hour of readings and of summaries is read at start-up
 BULK_TABLES = frozenset({"reading_samples", "reading_minutes"})  # checked in the background
+# ... but their newest rows (where an SD card that lied about a flush before a power cut left
+# damage, and what a start reads: the detectors' recent samples) and oldest (retention) are
+# read at start-up, every column, so SQLite meets damage there before the daemon does.
+_BULK_TAIL_READS = (
+    "SELECT sum(ts_s), sum(series_id), sum(value), sum(quality) FROM reading_samples"
+    f" WHERE id >= (SELECT max(id) FROM reading_samples) - ({BULK_TAIL_S} << 16)",
+    "SELECT * FROM (SELECT * FROM reading_samples ORDER BY id LIMIT 1000)",
+    "SELECT sum(series_id), sum(n), sum(missing), sum(value_min), sum(value_median),"
+    " sum(value_max), sum(quality) FROM reading_minutes"
+    f" WHERE minute_s >= (SELECT max(minute_s) FROM reading_minutes) - {BULK_TAIL_S}",
+)
 _MARKER_SUFFIX = ".check-failed"
 
 
@@ -97,23 +109,28 @@ def _quick_check(path: Path, full: bool = True) -> str | None:
 
 def quick_check(conn: sqlite3.Connection, full: bool = True) -> str | None:
     """None when `PRAGMA quick_check` passes (`full`: the whole file, else every table but
-    BULK_TABLES); else the first problems it names. sqlite3.DatabaseError as SQLite raises."""
+    BULK_TABLES, and their newest and oldest rows read); else the first problems it names.
+    sqlite3.DatabaseError as SQLite raises."""
     conn.execute("PRAGMA busy_timeout = 10000")
     if full:
         problems = [row[0] for row in conn.execute("PRAGMA quick_check(20)")]
     else:
-        tables = [
-            row[0]
-            for row in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")
-            if row[0] not in BULK_TABLES
-        ]
+        names = _table_names(conn)
+        tables = [name for name in names if name not in BULK_TABLES]
         problems = [
             row[0]
             for table in tables
             for row in conn.execute("SELECT * FROM pragma_quick_check(?)", [table])
             if row[0] != "ok"
         ] or ["ok"]
+        if problems == ["ok"] and BULK_TABLES.issubset(names):
+            for sql in _BULK_TAIL_READS:
+                conn.execute(sql).fetchall()
     return None if problems == ["ok"] else "; ".join(problems[:3])
+
+
+def _table_names(conn: sqlite3.Connection) -> list[str]:
+    return [row[0] for row in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")]
 
 
 def check_failed_marker(path: Path) -> Path:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from alerts.lifecycle import Alert, AlertEventKind
 from alerts.rules import Priority, Profile, RuleId, Tier
 from devices.clock import ScaledClock
 from devices.simulator import DEMO_PATIENTS
-from gateway import db_check, retention
+from gateway import db_check
 from gateway import salvage as salvage_module
 from gateway.config import parse_config
 from gateway.daemon import Daemon, StoreWorker
@@ -36,6 +37,7 @@ from gateway.store import Patient, ReadingRow, Store, StoreError
 from sync.payload import OutboxMessage, alert_event_message
 from tests.gateway.test_daemon import start_one_patient
 
+OLD_READINGS_S = 3 * salvage_module.BULK_TAIL_S  # readings older than the start-up check's tail
 PATIENTS = [Patient(f"p-{i}", Tier.RED, Profile.DEFAULT) for i in range(3)]
 NOW_S = 1_800_000_000.0
 
@@ -100,6 +102,20 @@ def pages_of(path: Path, table: str) -> list[int]:
         ]
 
 
+def damage_old_readings(path: Path) -> None:
+    """Scribble over readings pages the start-up check does not read: older than its tail
+    (salvage.BULK_TAIL_S) and newer than the oldest rows. `build` them with OLD_READINGS_S."""
+    with sqlite3.connect(path) as conn:
+        leaves = [
+            row[0]
+            for row in conn.execute(
+                "SELECT pageno FROM dbstat WHERE name = 'reading_samples' AND pagetype = 'leaf'"
+                " ORDER BY path"
+            )
+        ]
+    scribble(path, leaves[len(leaves) // 8 : len(leaves) * 3 // 8 : 3])
+
+
 def scribble(path: Path, pages: list[int]) -> None:
     """Overwrite the middle of each page with garbage, as a failing SD card might."""
     with sqlite3.connect(path) as conn:
@@ -122,14 +138,13 @@ def test_corrupt_readings_pages_move_the_database_aside_and_keep_what_matters(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "pulsegate.db"
-    store = build(path)
+    store = build(path, readings_s=OLD_READINGS_S)
     before = snapshot(store)
     store.close()
     assert (
         before["unsent"] and before["live_alerts"] and before["all_alerts"] > before["live_alerts"]
     )
-    readings_pages = pages_of(path, "reading_samples")
-    scribble(path, readings_pages[len(readings_pages) // 3 :: 5])
+    damage_old_readings(path)
     assert find_corruption(path) is not None
     # The start-up check leaves the raw readings to the background check, which finds it.
     assert find_corruption(path, full=False) is None
@@ -161,9 +176,8 @@ def test_corrupt_readings_pages_move_the_database_aside_and_keep_what_matters(
 
 def test_without_the_marker_a_start_opens_damaged_readings_as_they_are(tmp_path: Path) -> None:
     path = tmp_path / "pulsegate.db"
-    build(path).close()
-    readings_pages = pages_of(path, "reading_samples")
-    scribble(path, readings_pages[len(readings_pages) // 3 :: 5])
+    build(path, readings_s=OLD_READINGS_S).close()
+    damage_old_readings(path)
     store = open_checked(path, "gw", now_s=NOW_S)
     try:
         assert store.list_patients() and store.pending_messages(10)
@@ -226,10 +240,9 @@ async def test_the_daemon_stops_when_its_background_check_finds_damage(tmp_path:
         {"gateway": {"data_dir": str(tmp_path)}, "store": {"batch_interval_s": 0.2}}
     )
     path = config.database_path
-    build(path).close()
-    readings_pages = pages_of(path, "reading_samples")
-    scribble(path, readings_pages[len(readings_pages) // 3 :: 5])
-    store = open_checked(path, "gw", now_s=NOW_S)  # starts: the damage is in the readings
+    build(path, readings_s=OLD_READINGS_S).close()
+    damage_old_readings(path)
+    store = open_checked(path, "gw", now_s=NOW_S)  # starts: the damage is in old readings
     worker = StoreWorker(store)
     daemon = Daemon(config, worker, ScaledClock(1.0), Ingest(), [])
     daemon.db_check_timing_s = (0.5, 3600.0)
@@ -357,25 +370,62 @@ def rightmost_pages(path: Path, table: str) -> list[int]:
 
 
 async def test_a_store_call_that_meets_damage_stops_the_daemon_for_salvage(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
-    monkeypatch.setattr(retention, "FIRST_RUN_AFTER_S", 0.5)  # it reads the oldest readings
     config = parse_config(
         {"gateway": {"data_dir": str(tmp_path)}, "store": {"batch_interval_s": 0.2}}
     )
     path = config.database_path
-    build(path).close()
-    scribble(path, rightmost_pages(path, "reading_samples")[-1:])
-    store = open_checked(path, "gw", now_s=NOW_S)  # the start-up check leaves the readings
+    build(path, readings_s=OLD_READINGS_S).close()
+    damage_old_readings(path)
+    store = open_checked(path, "gw", now_s=NOW_S)  # the start-up check reads no old readings
     daemon, worker, _, running = start_one_patient(config, store, DEMO_PATIENTS[0], 20)
-    await asyncio.wait_for(running, 60)  # the first call that reads the page stops it
+    await asyncio.sleep(1.0)
+    # Any call through the daemon's store worker that reads the damaged pages (here: all).
+    with pytest.raises(sqlite3.DatabaseError, match="malformed"):
+        await worker.call(store.count, "readings")
+    await asyncio.wait_for(running, 30)  # and the daemon stops for it
     worker.shutdown()
     store.close()
     assert daemon.damaged is not None and "malformed" in daemon.damaged
-    assert check_failed_marker(path).exists()
-    salvaged = open_checked(path, "gw", now_s=NOW_S)
-    try:
-        assert {p.id for p in salvaged.list_patients()} >= {p.id for p in PATIENTS}
-    finally:
-        salvaged.close()
+    assert check_failed_marker(path).read_text() == daemon.damaged + "\n"
+    open_checked(path, "gw", now_s=NOW_S).close()
     assert len(list(tmp_path.glob("pulsegate.db.corrupt-*"))) == 1
+
+
+def _damaged_box(tmp_path: Path, damage: Callable[[Path], None]) -> tuple[Path, list[str]]:
+    data = tmp_path / "data"
+    build(data / "pulsegate.db", readings_s=OLD_READINGS_S).close()
+    damage(data / "pulsegate.db")
+    config = tmp_path / "pulsegate.toml"
+    config.write_text(f'[gateway]\ndata_dir = "{data}"\n')
+    return data, [sys.executable, "-m", "gateway", "--config", str(config)]
+
+
+def test_damage_where_a_start_reads_is_salvaged_by_that_start(tmp_path: Path) -> None:
+    # The newest readings page, which the start reads (the detectors' recent samples).
+    data, pulsegate = _damaged_box(
+        tmp_path, lambda db: scribble(db, rightmost_pages(db, "reading_samples")[-1:])
+    )
+    result = subprocess.run(
+        [*pulsegate, "run", "--quiet", "--duration", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "is corrupt" in result.stderr
+    assert len(list(data.glob("pulsegate.db.corrupt-*"))) == 1
+
+
+def test_a_command_that_meets_damage_says_so_and_leaves_the_marker(tmp_path: Path) -> None:
+    data, pulsegate = _damaged_box(tmp_path, damage_old_readings)
+    result = subprocess.run(
+        [*pulsegate, "status"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "is damaged (database disk image is malformed)" in result.stderr
+    assert check_failed_marker(data / "pulsegate.db").exists()
+    assert list(data.glob("pulsegate.db.corrupt-*")) == []  # only the daemon's start moves it
