@@ -14,9 +14,9 @@ year's database itself, for `--patients` patients each wearing an oximeter (SpO2
    transaction a day (plain SQL copies of the real rows): summaries for the days older than
    `--retention-days`, raw readings for the last `--retention-days` days.
 3. `--steady-days` days of the daemon's steady state, an hour at a time: an hour of raw
-   readings arrives and everything older than `--retention-days` is rolled up, as the
-   daemon's maintenance task does every 10 minutes. The file should stop growing once the
-   pages freed by the roll-up are reused.
+   readings arrives, everything older than `--retention-days` is rolled up and summaries
+   older than `--summary-days` are deleted, as the daemon's maintenance task does every 10
+   minutes. The file should stop growing once the pages freed are reused.
 4. On the finished file: the daemon's start-up open (`salvage.open_checked`: the start-up
    check, migrations), the whole file's `quick_check` (the background check, and a start
    after it found damage), each with the file in the page cache and, when this process may
@@ -45,8 +45,9 @@ if str(ROOT) not in sys.path:
 
 from bench_store import T0_S, open_lean, second_of_readings  # noqa: E402
 
+from gateway.config import parse_config  # noqa: E402
 from gateway.migrations import reading_id_floor  # noqa: E402
-from gateway.retention import roll_up_chunk, used_bytes  # noqa: E402
+from gateway.retention import expire_summaries_chunk, roll_up_chunk, used_bytes  # noqa: E402
 from gateway.salvage import find_corruption, open_checked  # noqa: E402
 from gateway.store import Store  # noqa: E402
 
@@ -143,7 +144,7 @@ def build_year(store: Store, path: Path, days: int, retention_days: int) -> None
 
 
 def steady_state(
-    store: Store, path: Path, days: int, retention_days: int, steady_days: int
+    store: Store, path: Path, days: int, retention_days: int, steady_days: int, summary_days: int
 ) -> None:
     started = time.perf_counter()
     for hour in range(steady_days * 24):
@@ -152,6 +153,8 @@ def steady_state(
         with store.transaction():
             _copy_raw(store, (days + hour // 24) * DAY_S, start_s, start_s + HOUR_S)
         _roll_up(store, now_s - retention_days * DAY_S)
+        while expire_summaries_chunk(store, now_s - summary_days * DAY_S):
+            pass
         if hour % 24 == 23:
             print(f"  +{hour // 24 + 1} d: {_sizes(store, path)}", flush=True)
     print(f"steady state, {steady_days} days in {time.perf_counter() - started:.0f} s")
@@ -217,6 +220,12 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--retention-days", type=int, default=7)
     parser.add_argument("--steady-days", type=int, default=3)
+    parser.add_argument(
+        "--summary-days",
+        type=int,
+        default=int(parse_config({}).store.summary_retention_days),
+        help="summaries kept in the steady state (store.summary_retention_days)",
+    )
     parser.add_argument("--keep", type=Path, help="build the database here and keep it")
     parser.add_argument("--open-only", action="store_true", help="time the open of --keep's")
     args = parser.parse_args()
@@ -242,7 +251,9 @@ def main() -> None:
         build_year(store, path, args.days, args.retention_days)
         store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         print(f"after {args.days} days: {_sizes(store, path)}")
-        steady_state(store, path, args.days, args.retention_days, args.steady_days)
+        steady_state(
+            store, path, args.days, args.retention_days, args.steady_days, args.summary_days
+        )
         store.db.execute("DETACH DATABASE base")
         store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         print(f"after {args.days + args.steady_days} days: {_sizes(store, path)}; {_rows(store)}")

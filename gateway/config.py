@@ -45,6 +45,7 @@ class StoreConfig:
     max_commit_delay_s: float = 30.0  # ... for at most this long
     retention_days: float = 7.0  # raw readings; older ones become per-minute summaries
     max_database_mb: float = 4000.0  # above it the oldest raw readings go first; 0: no limit
+    summary_retention_days: float = 365.0  # per-minute summaries; 0: kept for good
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +194,15 @@ def parse_config(document: dict[str, Any], source: Path | None = None) -> Config
         max_commit_delay_s=store.number("max_commit_delay_s", 30.0, minimum=0.0, maximum=300.0),
         retention_days=store.number("retention_days", 7.0, minimum=1, maximum=3650),
         max_database_mb=store.number("max_database_mb", 4000.0, minimum=0, maximum=10**7),
+        summary_retention_days=store.number(
+            "summary_retention_days", 365.0, minimum=0, maximum=36_500
+        ),
     )
+    if 0 < store_config.summary_retention_days < store_config.retention_days:
+        raise ConfigError(
+            f"{store.key('summary_retention_days')}: must be 0 (keep summaries) or at least"
+            f" store.retention_days ({store_config.retention_days:g})"
+        )
     mqtt = sections.section("mqtt")
     mqtt_config = MqttConfig(
         host=mqtt.string("host", ""),

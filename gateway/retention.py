@@ -1,7 +1,8 @@
 """Bounded storage: raw readings older than `retention_days` are rolled up into per-minute
 summaries (n, missing, min, median, max and the OR of the quality flags, per reading series and
-minute) and deleted; above the database size ceiling the oldest raw readings go first, rolled up
-the same way, and the maintenance log says so. Alerts, their events and the outbox are never
+minute) and deleted; summaries older than `summary_retention_days` are deleted; above the
+database size ceiling the oldest raw readings go first, rolled up the same way, and the
+maintenance log says so. Alerts, their events and the outbox are never
 touched here: an unsent alert is never deleted.
 
 Work is done one chunk (10 minutes of readings) per store call, so the batch writer, which
@@ -48,6 +49,7 @@ class StoreCaller(Protocol):
 class RetentionPolicy:
     retention_days: float
     max_database_bytes: int  # 0: no ceiling
+    summary_retention_days: float = 0.0  # 0: summaries are kept for good
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +109,24 @@ def oldest_raw_s(store: Store) -> float | None:
 def newest_raw_s(store: Store) -> float | None:
     row = store.db.execute("SELECT ts_s FROM reading_samples ORDER BY id DESC LIMIT 1").fetchone()
     return None if row is None else float(row[0])
+
+
+def newest_summary_s(store: Store) -> float | None:
+    row = store.db.execute("SELECT max(minute_s) FROM reading_minutes").fetchone()
+    return None if row[0] is None else float(row[0]) + 60
+
+
+def expire_summaries_chunk(store: Store, before_s: float, chunk_s: int = CHUNK_S) -> int:
+    """Delete the oldest per-minute summaries before `before_s`, at most `chunk_s` seconds of
+    them; returns how many were deleted."""
+    oldest = store.db.execute("SELECT min(minute_s) FROM reading_minutes").fetchone()[0]
+    if oldest is None or oldest >= before_s:
+        return 0
+    with store.transaction():
+        cursor = store.db.execute(
+            "DELETE FROM reading_minutes WHERE minute_s < ?", [min(before_s, oldest + chunk_s)]
+        )
+    return int(cursor.rowcount)
 
 
 def roll_up_chunk(store: Store, before_s: float, chunk_s: int = CHUNK_S) -> int:
@@ -170,6 +190,30 @@ async def apply_retention(worker: StoreCaller, policy: RetentionPolicy, now_s: f
     return removed
 
 
+async def expire_summaries(worker: StoreCaller, policy: RetentionPolicy, now_s: float) -> int:
+    """Delete every summary older than the summary retention period; returns rows deleted."""
+    if not policy.summary_retention_days:
+        return 0
+    raw_s = await worker.call(newest_raw_s, worker.store)
+    summary_s = await worker.call(newest_summary_s, worker.store)
+    newest = [newest_s for newest_s in (raw_s, summary_s) if newest_s is not None]
+    if not newest:
+        return 0
+    before_s = min(now_s, max(newest)) - policy.summary_retention_days * SECONDS_PER_DAY
+    deleted = 0
+    while chunk := await worker.call(expire_summaries_chunk, worker.store, before_s):
+        deleted += chunk
+    if deleted:
+        log.info(
+            "deleted %d per-minute summaries older than %.0f days",
+            deleted,
+            policy.summary_retention_days,
+        )
+        details = {"deleted": deleted, "before_s": before_s}
+        await worker.call(record, worker.store, now_s, "summaries_expired", details)
+    return deleted
+
+
 async def apply_ceiling(worker: StoreCaller, policy: RetentionPolicy, now_s: float) -> int:
     """Above the size ceiling, drop the unsent raw-data outbox rows (oldest first), then roll
     up the oldest raw readings until under it (or none are left); returns readings removed.
@@ -225,10 +269,15 @@ async def maintain(
         try:
             if may_delete():
                 await apply_retention(worker, policy, now_s())
+                await expire_summaries(worker, policy, now_s())
             await apply_ceiling(worker, policy, now_s())
         except sqlite3.Error as exc:
             log.error("retention could not run (%s); it is tried again later", exc)
 
 
 def policy_of(config: StoreConfig) -> RetentionPolicy:
-    return RetentionPolicy(config.retention_days, int(config.max_database_mb * 1_000_000))
+    return RetentionPolicy(
+        config.retention_days,
+        int(config.max_database_mb * 1_000_000),
+        config.summary_retention_days,
+    )

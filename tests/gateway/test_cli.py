@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from gateway.cli import main
-from gateway.config import load_config
+from gateway.config import load_config, parse_config
 
 
 def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -40,6 +40,11 @@ def test_every_command_has_help(path: tuple[str, ...]) -> None:
         ("[gateway]\nid = 'has space'\n", "error: gateway.id: 'has space' must be"),
         ("[gateway]\nlog_level = 'loud'\n", "error: gateway.log_level: expected one of"),
         ("[store]\nbatch_interval_s = true\n", "error: store.batch_interval_s: expected a number"),
+        (
+            "[store]\nsummary_retention_days = 3\n",
+            "error: store.summary_retention_days: must be 0 (keep summaries) or at least"
+            " store.retention_days (7)",
+        ),
         ("mqtt = 3\n", "error: mqtt: expected a table"),
         ("[mqtt]\ntopic_prefix = 'a/#'\n", "error: mqtt.topic_prefix: 'a/#' is not a usable"),
         ("[surprise]\n", "error: surprise: unknown key"),
@@ -137,3 +142,4 @@ def test_the_commented_example_config_is_valid() -> None:
     config = load_config(example)
     assert config.mqtt.enabled is False
     assert config.store.batch_interval_s == 3.0
+    assert config.store.summary_retention_days == parse_config({}).store.summary_retention_days

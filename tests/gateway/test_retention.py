@@ -22,7 +22,13 @@ from gateway import retention
 from gateway.config import parse_config
 from gateway.daemon import Daemon, StoreWorker
 from gateway.ingest import Ingest
-from gateway.retention import RetentionPolicy, apply_ceiling, apply_retention, summarise
+from gateway.retention import (
+    RetentionPolicy,
+    apply_ceiling,
+    apply_retention,
+    expire_summaries,
+    summarise,
+)
 from gateway.store import Patient, ReadingRow, Store
 from sync.payload import OutboxMessage, alert_event_message
 
@@ -138,6 +144,25 @@ async def test_a_clock_years_ahead_deletes_nothing_recent(store: Store) -> None:
     removed = await apply_retention(Worker(store), RetentionPolicy(2.0, 0), now_s=far_future_s)
     # The cut-off follows the newest reading, not the clock: only day one goes.
     assert 0 < removed < count / 2
+
+
+async def test_summaries_older_than_their_retention_period_are_deleted(store: Store) -> None:
+    newest_s = T0_S + 72 * 3600 - 10
+    await apply_retention(Worker(store), RetentionPolicy(1.0, 0), now_s=newest_s + 5)
+    rolled = summaries(store)
+    keep_all = RetentionPolicy(1.0, 0, summary_retention_days=0)
+    assert await expire_summaries(Worker(store), keep_all, now_s=newest_s + 5) == 0
+    policy = RetentionPolicy(1.0, 0, summary_retention_days=2.0)
+    # A clock years ahead: the cut-off follows the newest reading, as for raw readings.
+    deleted = await expire_summaries(Worker(store), policy, now_s=T0_S + 20 * 365 * DAY_S)
+
+    cutoff_s = newest_s - 2 * DAY_S
+    assert summaries(store) == {key: v for key, v in rolled.items() if key[0] >= cutoff_s}
+    assert deleted == len(rolled) - len(summaries(store)) > 0
+    assert min(minute for minute, _ in summaries(store)) >= cutoff_s
+    assert log_entries(store, "summaries_expired") == [{"deleted": deleted, "before_s": cutoff_s}]
+    assert len(store.list_alerts(open_only=True)) == 1  # alerts are never touched
+    assert await expire_summaries(Worker(store), policy, now_s=newest_s + 5) == 0
 
 
 async def test_above_the_ceiling_the_oldest_raw_readings_go_first(store: Store) -> None:
