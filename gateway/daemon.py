@@ -37,7 +37,7 @@ from gateway.ingest import Ingest
 from gateway.notify import Notifier
 from gateway.patient_settings import patients_with_overrides
 from gateway.reminders import send_due_reminders
-from gateway.salvage import is_corruption, mark_corrupt
+from gateway.salvage import is_corruption, stop_for_damage
 from gateway.settings_detector import NO_OVERRIDES, refit_detector, rules_for
 from gateway.settings_downlink import apply_settings_downlink
 from gateway.sms_escalation import SmsEscalation
@@ -347,13 +347,7 @@ class Daemon:
         """A store call met damage: leave the marker and stop, as the background check does."""
         if self.damaged is not None or self._db_path is None:
             return
-        log.error(
-            "the database %s is damaged (%s): stopping so that the next start checks it whole"
-            " and salvages it",
-            self._db_path,
-            problem,
-        )
-        mark_corrupt(self._db_path, problem)
+        stop_for_damage(self._db_path, problem)
         self._stop_for_salvage(problem)
 
     def is_healthy(self) -> bool:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gateway.salvage import is_corruption, mark_corrupt, quick_check
+from gateway.salvage import is_corruption, quick_check, stop_for_damage
 
 log = logging.getLogger(__name__)
 FIRST_AFTER_S = 600.0  # after the start, when devices have reconnected and the backlog drained
@@ -52,13 +52,7 @@ class BackgroundCheck:
                 self.interrupt()
                 raise
             if problem is not None:
-                log.error(
-                    "the database %s is damaged (%s): stopping so that the next start checks"
-                    " it whole and salvages it",
-                    self.path,
-                    problem,
-                )
-                mark_corrupt(self.path, problem)
+                stop_for_damage(self.path, problem)
                 on_corrupt(problem)
                 return
 

@@ -143,6 +143,17 @@ def mark_corrupt(path: Path, problem: str) -> None:
     check_failed_marker(path).write_text(problem + "\n")
 
 
+def stop_for_damage(path: Path, problem: str) -> None:
+    """What the daemon does on finding damage, before it stops: say so, and mark `path`."""
+    log.error(
+        "the database %s is damaged (%s): stopping so that the next start checks it whole"
+        " and salvages it",
+        path,
+        problem,
+    )
+    mark_corrupt(path, problem)
+
+
 def open_checked(
     path: Path, gateway_id: str, now_s: float | None = None, notifier: Notifier | None = None
 ) -> Store:
