@@ -1,7 +1,8 @@
 """How big the database is after a simulated year, and how long the daemon takes to open it.
 
     .venv/bin/python bench/bench_year.py [--patients 20] [--days 365] [--retention-days 7]
-                                         [--steady-days 3] [--keep DIR]
+                                         [--steady-days 3] [--summary-days 365]
+                                         [--keep DIR] [--open-only]
 
 `bench/bench_store.py` measures bytes per row on a sample and extrapolates; this builds the
 year's database itself, for `--patients` patients each wearing an oximeter (SpO2, pulse, PI at
@@ -43,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench_store import T0_S, open_lean, second_of_readings  # noqa: E402
+from bench_store import T0_S, _no_message, open_lean, second_of_readings  # noqa: E402
 
 from gateway.config import parse_config  # noqa: E402
 from gateway.migrations import reading_id_floor  # noqa: E402
@@ -124,10 +125,6 @@ def build_base_day(store: Store, workdir: Path, patients: int) -> None:
         f"day 0: {raw:,} readings written in {written_s:.0f} s ({raw / written_s:,.0f}/s),"
         f" rolled up in {rolled_s:.0f} s"
     )
-
-
-def _no_message(*_: object) -> object:
-    raise AssertionError("no alert events in this benchmark")
 
 
 def build_year(store: Store, path: Path, days: int, retention_days: int) -> None:
